@@ -1,0 +1,87 @@
+r"""Seed 000, `optimized`: the multi-modal topological-materials classifier.
+
+  python launch.py --config=configs/optimized.py --workdir=runs/optimized
+  python launch.py --config=configs/optimized.py:smoke --workdir=/tmp/smoke
+
+Crystal-structure GCN, k-space GCN, scalar and decomposition MLPs, 8-head
+self-attention across the four modality tokens of each sample, a
+BatchNorm/ReLU/Dropout(0.3) head; focal loss (gamma 2) + 0.1 x feature
+diversity; AdamW 2e-4 / wd 1e-4, 5 warmup epochs + cosine, clipping 1.0;
+early stopping (patience 10, min_delta 0.001) restoring the best weights.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.num_epochs = 50
+  c.batch_size = 64
+  c.learning_rate = 2e-4
+  c.eval_batch_size = 256
+  c.task = "classification"
+
+  c.dataset = ml_collections.ConfigDict(dict(
+      name="materials_tb",   # or cif_folder (then set dataset.path)
+      variant="default",     # materials_tb builder config: default | smoke
+      data_dir="",           # '' -> $MMJAX_DATA_DIR or ~/.cache/mmjax/datasets
+      path="",               # cif_folder: folder with *.cif and labels.csv
+      cutoff=4.0,            # cif_folder: neighbour cutoff, Angstrom
+      split_seed=0,
+      budgets=dict(crystal=dict(nodes=32, edges=384),
+                   kspace=dict(nodes=64, edges=256)),
+  ))
+
+  c.model = ml_collections.ConfigDict(dict(
+      modalities=("crystal", "kspace", "scalar", "decomp"),
+      encoders=dict(
+          # Dense per-graph adjacency: measured 1.5x faster than segment
+          # sums for these small graphs on CPU (benchmarks/README.md).
+          crystal=dict(type="gcn", widths=(64, 128, 128), dropout=0.0,
+                       aggregation="dense"),
+          kspace=dict(type="gcn", widths=(128, 256, 256), dropout=0.0,
+                      aggregation="dense"),
+          scalar=dict(type="mlp", widths=(64, 128), dropout=0.0),
+          decomp=dict(type="mlp", widths=(128, 256), dropout=0.0),
+      ),
+      token_dim=288,          # 4 tokens x 288 = the seed's 1152 features
+      fusion="self_attention",
+      num_heads=8,
+      head_widths=(256, 128),
+      head_dropout=0.3,
+      num_outputs=2,
+      dtype="float32",
+  ))
+
+  c.loss = ml_collections.ConfigDict(dict(
+      name="focal", gamma=2.0, label_smoothing=0.0, diversity_weight=0.1))
+  c.optimizer = ml_collections.ConfigDict(dict(
+      weight_decay=1e-4, b1=0.9, b2=0.999, eps=1e-8, grad_clip=1.0,
+      skip_nonfinite=True, max_nonfinite=10))
+  c.schedule = ml_collections.ConfigDict(dict(
+      name="warmup_cosine", warmup_epochs=5, eta_min=1e-6, per_epoch=True))
+  c.early_stopping = ml_collections.ConfigDict(dict(
+      patience=10, min_delta=0.001, restore_best=True))
+  c.gap_notice = 0.05   # the seed's "good sign" bound on train - val accuracy
+  c.gap_warning = 0.10  # the seed's warning sign
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 500
+
+  if arg == "smoke":
+    c.num_epochs = 3
+    c.batch_size = 32
+    c.eval_batch_size = 64
+    c.dataset.variant = "smoke"
+    c.schedule.warmup_epochs = 1
+    c.log_every_steps = 4
+    c.checkpoint_every_steps = 5
+    for enc in c.model.encoders.values():
+      enc.widths = tuple(min(w, 32) for w in enc.widths)
+    c.model.token_dim = 32
+    c.model.num_heads = 4
+    c.model.head_widths = (32, 16)
+  elif arg:
+    raise ValueError(f"configs/optimized.py: unknown variant '{arg}' "
+                     "(known: smoke)")
+  return c

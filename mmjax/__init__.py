@@ -1,0 +1,1 @@
+"""mmjax: multi-modal scientific machine learning in JAX/Flax."""

@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders), padding to fixed budgets and batching."""

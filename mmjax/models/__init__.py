@@ -1,0 +1,1 @@
+"""Flax Linen modules: encoders, fusions, heads and their assembly."""

@@ -1,0 +1,1 @@
+"""Losses, schedules, optimizers, metrics and the train/eval steps."""

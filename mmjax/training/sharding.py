@@ -1,0 +1,57 @@
+"""Data parallelism over every device of every host: one mesh axis `data`
+that the batch is split along; parameters and optimizer state replicated.
+
+This is what pmap compiles to, written as jit with shardings.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+
+def make_mesh():
+  """A 1-D mesh named `data` over all devices. Auto axis types: the jraph
+  segment sums in the model are left to the compiler to partition."""
+  n = jax.device_count()
+  return jax.make_mesh((n,), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh):
+  return NamedSharding(mesh, P("data"))
+
+
+def check_batch_size(batch_size, mesh, key="batch_size"):
+  n = mesh.devices.size
+  if batch_size % n:
+    from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f"{key}={batch_size} is not divisible by the {n} devices")
+
+
+def put_batch(batch, mesh):
+  """Host numpy batch (this process's share) -> global arrays sharded on
+  `data`. With one process the share is the whole batch."""
+  sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(batch, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def process_slice(batch_size):
+  """The rows of a global batch that this process feeds."""
+  per = batch_size // jax.process_count()
+  start = jax.process_index() * per
+  return slice(start, start + per)
+
+
+def to_host(x):
+  """Fetches a (possibly sharded, possibly multi-host) array to numpy."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    x = multihost_utils.process_allgather(x, tiled=True)
+  return np.asarray(jax.device_get(x))
