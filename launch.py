@@ -30,6 +30,38 @@ def _default_workdir():
   return os.path.join("runs", name + (f"_{variant}" if variant else ""))
 
 
+def _loaded_config():
+  """The parsed config, checked leaf by leaf against the file's own defaults
+  (ml_collections checks scalar types; this also checks tuple elements)."""
+  from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
+  spec = flags.FLAGS["config"].config_filename
+  try:
+    config = _CONFIG.value
+    config.to_dict()
+  except OSError as e:
+    raise UserError(f"--config={spec}: cannot load the config file "
+                    f"({str(e).splitlines()[-1].strip()})") from e
+  path, _, arg = spec.partition(":")
+  module = config_flags.config_flags._LoadConfigModule("defaults", path)  # pylint: disable=protected-access
+  defaults = module.get_config(arg) if arg else module.get_config()
+  _check_types(config.to_dict(), defaults.to_dict(), "config")
+  return config
+
+
+def _check_types(value, default, key):
+  from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
+  if isinstance(default, dict):
+    for k in default:
+      _check_types(value[k], default[k], f"{key}.{k}")
+  elif isinstance(default, (tuple, list)) and default:
+    kinds = {type(x) for x in default}
+    if not isinstance(value, (tuple, list)) or not all(
+        type(x) in kinds or (float in kinds and type(x) is int)
+        for x in value):
+      raise UserError(f"--{key}={value!r}: expected a tuple like "
+                      f"{tuple(default)!r}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -38,7 +70,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   workdir = _WORKDIR.value or _default_workdir()
   try:
-    results, done_before = trainer.train_and_evaluate(_CONFIG.value, workdir)
+    config = _loaded_config()
+    results, done_before = trainer.train_and_evaluate(config, workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -54,6 +87,25 @@ def main(argv):
   print(f"results: {os.path.join(workdir, 'results.json')}")
 
 
+def parse_flags(argv):
+  """absl's parser, with every config mistake reported as one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    msg = str(e)
+    if "Traceback" in msg:  # The config file raised: keep its last line.
+      msg = [l for l in msg.splitlines() if l.strip()][-1].strip()
+      msg = f"--config: {msg}"
+    sys.exit(f"error: {' '.join(msg.split())}")
+  except (KeyError, AttributeError) as e:
+    # ml_collections raises these for --config.KEY=VALUE with an unknown KEY.
+    key = str(e).strip("'\"")
+    bad = [a.split("=")[0] for a in argv if a.startswith("--config.") and
+           key in a.split("=")[0].split(".")]
+    sys.exit(f"error: {bad[0] if bad else '--config'}: the config has no "
+             f"key '{key}'")
+
+
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -54,7 +54,7 @@ def _objective(loss_cfg, num_classes):
       raise ValueError(f"loss.name: unknown loss '{loss_cfg.name}' "
                        f"(known: {', '.join(losses.PER_SAMPLE)})")
     main = losses.masked_mean(per, mask)
-    parts = {"task_loss": main}
+    parts = {"loss": main}
     total = main
     w = loss_cfg.get("diversity_weight", 0.0)
     if w:
@@ -93,7 +93,9 @@ def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
     acc = losses.masked_mean(
         (out["logits"].argmax(-1) == batch["label"]).astype(jnp.float32),
         mask)
-    metrics = {"loss": total, "accuracy": acc,
+    # `loss` is the task loss, comparable with the eval loss; `objective`
+    # adds the regularisers that the gradient also saw.
+    metrics = {"objective": total, "accuracy": acc,
                "grad_norm": optax.global_norm(grads),
                "lr": jnp.asarray(schedule(state.step), jnp.float32),
                "skipped": 1.0 - finite.astype(jnp.float32), **parts}

@@ -23,6 +23,7 @@ from mmjax.data.sources import load_sources
 from mmjax.errors import UserError
 from mmjax.models.multimodal import build_model
 from mmjax.training import logs
+from mmjax.training import losses
 from mmjax.training import metrics as metrics_lib
 from mmjax.training import sharding
 from mmjax.training.checkpoint import Checkpointer
@@ -121,6 +122,15 @@ class Trainer:
     self.workdir = workdir
     self.task = config.get("task", "classification")
     self.main_metric = metrics_lib.MAIN_METRIC[self.task]
+    # Config mistakes in the model or schedule surface before any data work.
+    try:
+      self.model = build_model(config.model)
+      build_optimizer(config, 1)
+      if config.loss.name not in losses.PER_SAMPLE:
+        raise ValueError(f"loss.name: unknown loss '{config.loss.name}' "
+                         f"(known: {', '.join(losses.PER_SAMPLE)})")
+    except ValueError as e:
+      raise UserError(str(e)) from e
     self.mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, self.mesh)
     sharding.check_batch_size(config.eval_batch_size, self.mesh,
@@ -139,7 +149,6 @@ class Trainer:
       raise UserError(f"batch_size={config.batch_size} is larger than the "
                       f"{self.train.size} training examples")
     self.total_steps = config.num_epochs * self.steps_per_epoch
-    self.model = build_model(config.model)
     self.tx, self.schedule = build_optimizer(config, self.steps_per_epoch)
     num_classes = config.model.num_outputs
     rep = sharding.replicated(self.mesh)
@@ -186,7 +195,7 @@ class Trainer:
     """Trains from the latest checkpoint to the end; returns results."""
     c = self.config
     state = self.init_state
-    best = {"params": state.params, "batch_stats": state.batch_stats}
+    best = _snapshot(state)
     meta = _fresh_meta()
     ckpt = Checkpointer(self.workdir)
     resume = ckpt.latest_step()
@@ -274,7 +283,7 @@ class Trainer:
     if prev is None or val["loss"] < prev - es.min_delta:
       meta.update(best_val_loss=val["loss"], best_step=step, best_epoch=epoch,
                   bad_epochs=0)
-      best = {"params": state.params, "batch_stats": state.batch_stats}
+      best = _snapshot(state)
     else:
       meta["bad_epochs"] += 1
       if meta["bad_epochs"] >= es.patience:
@@ -334,6 +343,12 @@ class Trainer:
     else:
       ckpt.save(int(state.step) + 1, state, best, {**meta, "final": True})
     return results
+
+
+def _snapshot(state):
+  """A copy of the weights: the train step donates (frees) the state's."""
+  return jax.tree.map(lambda x: x.copy(), {"params": state.params,
+                                           "batch_stats": state.batch_stats})
 
 
 def _finite(tree):

@@ -1,0 +1,35 @@
+"""Shared fixtures: one dataset cache per test session, helpers to run
+launch.py in a subprocess."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory):
+  """Datasets are built once per session (or reused from $MMJAX_DATA_DIR)."""
+  path = os.environ.get("MMJAX_DATA_DIR") or str(
+      tmp_path_factory.mktemp("datasets"))
+  os.environ["MMJAX_DATA_DIR"] = path
+  return path
+
+
+def launch_cmd(workdir, *overrides, config="configs/optimized.py:smoke"):
+  return [sys.executable, os.path.join(ROOT, "launch.py"),
+          f"--config={os.path.join(ROOT, config)}", f"--workdir={workdir}",
+          *overrides]
+
+
+def run_launch(workdir, *overrides, env=None, timeout=300, **kw):
+  """Runs launch.py to completion; returns the CompletedProcess."""
+  full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+  return subprocess.run(launch_cmd(workdir, *overrides, **kw), cwd=ROOT,
+                        env=full_env, capture_output=True, text=True,
+                        timeout=timeout)

@@ -1,0 +1,170 @@
+"""End-to-end tests of training on the `:smoke` config: outputs, a single
+compilation, exact resume after SIGTERM and SIGKILL, device-count
+equivalence, workdir safety and non-finite guards."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, launch_cmd, run_launch
+from configs.optimized import get_config
+from mmjax.errors import UserError
+from mmjax.training import trainer as trainer_lib
+
+
+def _params(workdir):
+  params, _ = trainer_lib.final_params(workdir)
+  return jax.tree_util.tree_leaves_with_path(params)
+
+
+def _assert_same_params(a, b, exact=True, atol=0.0):
+  pa, pb = _params(a), _params(b)
+  assert [p for p, _ in pa] == [p for p, _ in pb]
+  for (path, x), (_, y) in zip(pa, pb):
+    if exact:
+      assert np.array_equal(x, y), jax.tree_util.keystr(path)
+    else:
+      np.testing.assert_allclose(x, y, atol=atol, rtol=0,
+                                 err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One uninterrupted smoke run, through the command line."""
+  workdir = tmp_path_factory.mktemp("reference")
+  proc = run_launch(workdir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir
+
+
+def test_run_writes_everything(reference):
+  names = set(os.listdir(reference))
+  assert {"config.json", "metrics.jsonl", "results.json", "curves.png",
+          "checkpoints", "tensorboard"} <= names
+  assert any(f.startswith("events.out.tfevents")
+             for f in os.listdir(reference / "tensorboard"))
+  results = json.loads((reference / "results.json").read_text())
+  for split in ("test", "val", "train"):
+    for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "loss"):
+      assert k in results[split]
+  assert results["best_step"] > 0 and results["samples_per_s"] > 0
+  config = json.loads((reference / "config.json").read_text())
+  assert config["dataset"]["variant"] == "smoke"
+  rows = [json.loads(l) for l in (reference / "metrics.jsonl").open()]
+  assert {"train", "train_epoch", "val"} <= {r["split"] for r in rows}
+  val = [r for r in rows if r["split"] == "val"]
+  assert [r["epoch"] for r in val] == list(range(len(val)))
+  steps = [r["step"] for r in rows]
+  assert steps == sorted(steps)
+
+
+def test_rerun_prints_results_without_training(reference):
+  before = sorted(os.listdir(reference / "checkpoints"))
+  proc = run_launch(reference)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "holds a finished run" in proc.stdout
+  assert sorted(os.listdir(reference / "checkpoints")) == before
+
+
+def test_train_step_compiles_once(tmp_path):
+  config = get_config("smoke")
+  trainer_lib.write_or_check_config(config, str(tmp_path))
+  trainer = trainer_lib.Trainer(config, str(tmp_path))
+  results = trainer.run()
+  assert trainer.train_step._cache_size() == 1  # pylint: disable=protected-access
+  assert trainer.eval_step._cache_size() == 1  # pylint: disable=protected-access
+  assert 0.0 <= results["test"]["accuracy"] <= 1.0
+
+
+def _checkpoint_steps(workdir):
+  d = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(d):
+    return []
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+
+
+def _start_and_signal(workdir, sig, min_step):
+  """Starts a run and sends `sig` once a checkpoint >= min_step exists."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  proc = subprocess.Popen(launch_cmd(workdir), cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    steps = _checkpoint_steps(workdir)
+    if steps and steps[-1] >= min_step:
+      proc.send_signal(sig)
+      break
+    time.sleep(0.05)
+  out, err = proc.communicate(timeout=240)
+  return proc.returncode, out, err
+
+
+def test_sigterm_saves_and_resume_is_exact(reference, tmp_path):
+  code, _, err = _start_and_signal(tmp_path, signal.SIGTERM, 5)
+  assert code == 128 + signal.SIGTERM, err[-2000:]
+  assert "re-run the same command to resume" in err
+  assert not (tmp_path / "results.json").exists()
+  proc = run_launch(tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  _assert_same_params(reference, tmp_path)
+  ref = json.loads((reference / "results.json").read_text())
+  got = json.loads((tmp_path / "results.json").read_text())
+  assert got["test"] == ref["test"] and got["best_step"] == ref["best_step"]
+
+
+def test_sigkill_twice_then_resume_is_exact(reference, tmp_path):
+  for min_step in (5, 15):
+    code, _, _ = _start_and_signal(tmp_path, signal.SIGKILL, min_step)
+    assert code == -signal.SIGKILL
+  proc = run_launch(tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  _assert_same_params(reference, tmp_path)
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  ref_rows = [json.loads(l) for l in (reference / "metrics.jsonl").open()]
+  strip = lambda rs: [(r["step"], r["split"], r.get("loss")) for r in rs]
+  assert strip(rows) == strip(ref_rows)
+
+
+def test_eight_devices_match_one(reference, tmp_path):
+  proc = run_launch(tmp_path, env={
+      "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  got = json.loads((tmp_path / "results.json").read_text())
+  ref = json.loads((reference / "results.json").read_text())
+  assert got["devices"] == 8 and ref["devices"] == 1
+  assert abs(got["test"]["loss"] - ref["test"]["loss"]) < 1e-3
+  _assert_same_params(reference, tmp_path, exact=False, atol=2e-3)
+
+
+def test_other_config_in_same_workdir_is_refused(reference):
+  before = (reference / "results.json").read_text()
+  proc = run_launch(reference, "--config.model.token_dim=48")
+  assert proc.returncode == 2
+  line = proc.stderr.strip().splitlines()[-1]
+  assert "model.token_dim" in line and "Traceback" not in proc.stderr
+  assert (reference / "results.json").read_text() == before
+
+
+def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
+  proc = run_launch(tmp_path, "--config.learning_rate=1e30")
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "non-finite" in proc.stderr.strip().splitlines()[-1]
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert max(r.get("skipped_steps", 0) for r in rows) > 0
+  # The last checkpoint written is intact and restorable.
+  params, step = trainer_lib.final_params(tmp_path)
+  assert step is not None and jax.tree.leaves(params)
+
+
+def test_workdir_check_happens_first(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(UserError, match="cannot write"):
+    trainer_lib.prepare_workdir(str(blocker / "sub"))
