@@ -41,6 +41,8 @@ class GCNConv(nn.Module):
   one (self loop). Edge weights come from `graph.edges` (the padding mask).
   jraph.GraphConvolution has no edge weights, so padded edges would change
   the degrees there; this layer normalises with the mask instead.
+  Inputs must hold no self-loop edges (the builders drop them): PyG keeps an
+  explicit loop's weight instead of adding 1, this layer always adds 1.
   """
   features: int
   dtype: jnp.dtype = jnp.float32

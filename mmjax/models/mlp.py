@@ -3,7 +3,43 @@
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm over the batch axis with PyTorch's bookkeeping.
+
+  Normalises with the biased batch variance in training, like every
+  BatchNorm, but tracks the UNBIASED one in `var` as torch.nn.BatchNorm1d
+  does (flax.linen.BatchNorm tracks the biased one, so eval outputs would
+  drift from the seeds' models). x [B, F]; momentum is torch's (0.1 = weight
+  of the new batch). Statistics are over the global batch under jit.
+  """
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    f = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (f,),
+                            jnp.float32)
+    ra_var = self.variable("batch_stats", "var", jnp.ones, (f,), jnp.float32)
+    scale = self.param("scale", nn.initializers.ones, (f,))
+    bias = self.param("bias", nn.initializers.zeros, (f,))
+    if train:
+      xf = x.astype(jnp.float32)
+      mean, var = xf.mean(0), xf.var(0)
+      if not self.is_initializing():
+        n = x.shape[0]
+        m = self.momentum
+        ra_mean.value = (1 - m) * ra_mean.value + m * mean
+        ra_var.value = (1 - m) * ra_var.value + m * var * n / max(n - 1, 1)
+    else:
+      mean, var = ra_mean.value, ra_var.value
+    y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+    return (y * scale + bias).astype(self.dtype)
 
 
 class MLP(nn.Module):
@@ -26,8 +62,7 @@ class MLP(nn.Module):
       if i == len(self.widths) - 1 and not self.final_activation:
         break
       if self.batch_norm:
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                         epsilon=1e-5, dtype=self.dtype, name=f"bn{i}")(x)
+        x = BatchNorm(dtype=self.dtype, name=f"bn{i}")(x, train=train)
       x = nn.relu(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x

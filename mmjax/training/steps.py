@@ -96,7 +96,7 @@ def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
     # `loss` is the task loss, comparable with the eval loss; `objective`
     # adds the regularisers that the gradient also saw.
     metrics = {"objective": total, "accuracy": acc,
-               "grad_norm": optax.global_norm(grads),
+               "grad_norm": optax.tree.norm(grads),
                "lr": jnp.asarray(schedule(state.step), jnp.float32),
                "skipped": 1.0 - finite.astype(jnp.float32), **parts}
     new_state = state.replace(step=state.step + 1, params=params,

@@ -215,6 +215,7 @@ class Trainer:
     pending = []
     t0 = time.time()
     samples0 = step * c.batch_size
+    first = True
     try:
       with _Signals() as sig:
         batches = pipeline.prefetch(self._train_batches(step))
@@ -222,13 +223,21 @@ class Trainer:
           state, m = self.train_step(state, next(batches))
           pending.append(m)
           step += 1
+          if first:  # Compilation is timed on its own, not as throughput.
+            jax.block_until_ready(state)
+            meta["compile_s"] = meta.get("compile_s", 0.0) + time.time() - t0
+            t0, samples0, first = time.time(), step * c.batch_size, False
           epoch_end = step % self.steps_per_epoch == 0
-          if epoch_end or step % c.log_every_steps == 0:
+          save = (epoch_end or step % c.checkpoint_every_steps == 0 or
+                  sig.received)
+          # Pending metrics are flushed before a save, so the epoch sums in
+          # the checkpoint cover exactly the steps taken.
+          if save or step % c.log_every_steps == 0:
             self._flush(pending, meta, log, step, bar)
             pending = []
           if epoch_end:
             best = self._end_epoch(state, best, meta, log, step, bar)
-          if epoch_end or step % c.checkpoint_every_steps == 0 or sig.received:
+          if save:
             meta["train_time_s"] += time.time() - t0
             meta["samples_seen"] += (step * c.batch_size) - samples0
             t0, samples0 = time.time(), step * c.batch_size
@@ -325,6 +334,7 @@ class Trainer:
         "stopped_early": bool(meta["stopped_early"]),
         "skipped_steps": int(meta["skipped_steps"]),
         "train_time_s": round(meta["train_time_s"], 2),
+        "compile_s": round(meta.get("compile_s", 0.0), 2),
         "samples_per_s": round(meta["samples_seen"] /
                                max(meta["train_time_s"], 1e-9), 1),
         "devices": jax.device_count(),
@@ -373,13 +383,21 @@ def train_and_evaluate(config, workdir):
 
 
 def final_params(workdir):
-  """The parameters in the run's last checkpoint, as a nested numpy dict."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  mngr = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir),
-                                            "checkpoints"))
-  step = mngr.latest_step()
-  got = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))
-  mngr.close()
-  return jax.tree.map(np.asarray, got.state["params"]), step
+  """The parameters in the run's last checkpoint, as a nested numpy dict.
 
+  Restores onto this process's first device, whatever topology wrote it.
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  mngr = ocp.CheckpointManager(directory)
+  step = mngr.latest_step()
+  mngr.close()
+  path = os.path.join(directory, str(step), "state")
+  ckptr = ocp.StandardCheckpointer()
+  meta = ckptr.metadata(path).item_metadata
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      dict(meta))
+  state = ckptr.restore(path, target)
+  return jax.tree.map(np.asarray, state["params"]), step
