@@ -14,8 +14,13 @@ class MetricsLog:
   the run had never been interrupted.
   """
 
-  def __init__(self, workdir, resume_step=None):
+  def __init__(self, workdir, resume_step=None, enabled=True):
+    # In a multi-host job only the primary process writes (enabled=False
+    # elsewhere): every process computes the same numbers.
+    self.enabled = enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
+    if not enabled:
+      return
     if resume_step is not None and os.path.exists(self.path):
       with open(self.path) as f:
         keep = [l for l in f if l.strip() and
@@ -29,6 +34,8 @@ class MetricsLog:
                             purge_step=resume_step)
 
   def write(self, step, epoch, split, metrics):
+    if not self.enabled:
+      return
     row = {"step": int(step), "epoch": int(epoch), "split": split}
     row.update({k: _plain(v) for k, v in metrics.items()})
     with open(self.path, "a") as f:
@@ -38,7 +45,8 @@ class MetricsLog:
         self.tb.add_scalar(f"{split}/{k}", v, int(step))
 
   def close(self):
-    self.tb.close()
+    if self.enabled:
+      self.tb.close()
 
 
 def _plain(v):

@@ -72,6 +72,8 @@ def write_or_check_config(config, workdir):
   is already in the workdir (resuming another config would mix two runs)."""
   path = os.path.join(workdir, "config.json")
   resolved = json.loads(config.to_json_best_effort())
+  if jax.process_index() != 0:
+    return
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
@@ -208,7 +210,8 @@ class Trainer:
             f"{ckpt.directory}: checkpoint {resume} does not fit this config's "
             f"model ({type(e).__name__}: {first[:200]})") from e
       logging.info("Resuming from step %d", resume)
-    log = logs.MetricsLog(self.workdir, resume)
+    log = logs.MetricsLog(self.workdir, resume,
+                          enabled=jax.process_index() == 0)
     step = int(state.step)
     bar = tqdm(total=self.total_steps, initial=step, dynamic_ncols=True,
                desc="train", disable=jax.process_index() != 0)
