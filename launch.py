@@ -22,6 +22,23 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, logs and results go "
     "(default: runs/<config name>[_<variant>]).")
 
+# Multi-host jobs (docs/multihost.md): one launch.py per host, same flags.
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0's coordinator; "
+    "with --num_processes and --process_id joins a multi-host job through "
+    "jax.distributed.initialize.")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Number of processes (hosts) in the job.")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index in [0, --num_processes).")
+_DISTRIBUTED = flags.DEFINE_boolean(
+    "distributed", False, "Join a multi-host job with what "
+    "jax.distributed.initialize() detects by itself (Cloud TPU pods, SLURM, "
+    "Open MPI, Kubernetes JobSets).")
+_CPU_COLLECTIVES = flags.DEFINE_enum(
+    "cpu_collectives", "gloo", ["gloo", "mpi", "none"],
+    "Cross-process collectives of the CPU backend in a multi-process job.")
+
 
 def _default_workdir():
   spec = flags.FLAGS["config"].config_filename
@@ -62,12 +79,54 @@ def _check_types(value, default, key):
                       f"{tuple(default)!r}")
 
 
+def _init_distributed():
+  """Joins the multi-host job the flags describe (a no-op without them).
+
+  Must run before anything touches a JAX backend."""
+  from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
+  explicit = {"--coordinator_address": _COORDINATOR.value,
+              "--num_processes": _NUM_PROCESSES.value,
+              "--process_id": _PROCESS_ID.value}
+  given = [k for k, v in explicit.items() if v is not None]
+  if not given and not _DISTRIBUTED.value:
+    return
+  if given and _DISTRIBUTED.value:
+    raise UserError("--distributed detects the job by itself: drop "
+                    f"{', '.join(given)} or --distributed")
+  if given and len(given) != 3:
+    missing = [k for k in explicit if k not in given]
+    raise UserError(f"{', '.join(given)} also needs {', '.join(missing)}")
+  if given and not 0 <= _PROCESS_ID.value < _NUM_PROCESSES.value:
+    raise UserError(f"--process_id={_PROCESS_ID.value} is not in "
+                    f"[0, --num_processes={_NUM_PROCESSES.value})")
+  import jax  # pylint: disable=g-import-not-at-top
+  if _CPU_COLLECTIVES.value != "none":
+    jax.config.update("jax_cpu_collectives_implementation",
+                      _CPU_COLLECTIVES.value)
+  try:
+    if given:
+      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                                 num_processes=_NUM_PROCESSES.value,
+                                 process_id=_PROCESS_ID.value)
+    else:
+      jax.distributed.initialize()
+  except (RuntimeError, ValueError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise UserError(f"cannot join the multi-host job "
+                    f"({type(e).__name__}: {first[:300]})") from e
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
-  from mmjax.training import trainer  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
+  try:
+    _init_distributed()
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  from mmjax.training import trainer  # pylint: disable=g-import-not-at-top
   workdir = _WORKDIR.value or _default_workdir()
   try:
     config = _loaded_config()

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import ase.data
 import ase.io
+import ase.io.cif
 import ase.neighborlist
 from etils import epath
 import numpy as np
@@ -53,6 +54,14 @@ _FEATURIZER_VERSION = "1"
 _Z_SCALE = 100.0  # atomic number
 _RADIUS_SCALE = 2.0  # covalent radius, Angstrom
 _MASS_SCALE = 200.0  # atomic mass, u
+# Bounds on the work one CIF may ask for (found by tests/test_fuzz_readers.py:
+# without them a crafted file hangs the reader for minutes). ase expands the
+# atom sites by the symmetry operations in time quadratic in the number of
+# positions generated; the neighbour list visits every periodic image within
+# the cutoff. Real unit cells are far below both limits.
+MAX_SITE_IMAGES = 1024  # atom sites x symmetry operations
+MAX_CELL_IMAGES = 100_000  # periodic images of the cell within the cutoff
+MAX_NEIGHBOUR_PAIRS = 1_000_000  # expected (atom, neighbour) pairs
 
 
 class LabelRow(NamedTuple):
@@ -238,7 +247,18 @@ def _read_atoms(cif_path: str) -> "ase.Atoms":
   if os.path.getsize(cif_path) == 0:
     raise ValueError(f"{cif_path}: empty file")
   try:
-    images = ase.io.read(cif_path, format="cif", index=":")
+    images = []
+    with open(cif_path, "rb") as f:
+      for block in ase.io.cif.parse_cif(f):
+        if not block.has_structure():
+          continue
+        _check_site_images(block, cif_path)
+        images.append(block.get_atoms())
+  except ValueError as e:
+    if str(e).startswith(cif_path):
+      raise
+    raise ValueError(f"{cif_path}: cannot parse CIF ({type(e).__name__}: "
+                     f"{_first_line(e)})") from e
   except Exception as e:  # pylint: disable=broad-except
     # ase's CIF parser raises IndexError, AssertionError, KeyError,
     # RuntimeError, ... for malformed input; report them all one way.
@@ -262,6 +282,48 @@ def _read_atoms(cif_path: str) -> "ase.Atoms":
                      "(missing or degenerate _cell_length/_cell_angle)")
   atoms.pbc = True  # a crystal is periodic even if a block says otherwise
   return atoms
+
+
+def _check_site_images(block, cif_path: str) -> None:
+  """Rejects a CIF block whose symmetry expansion would take too long."""
+  sites = 0
+  for tag in ("_atom_site_fract_x", "_atom_site_cartn_x"):
+    v = block.get(tag)
+    if v is not None:
+      sites = max(sites, len(v) if isinstance(v, list) else 1)
+  if sites > MAX_SITE_IMAGES:
+    raise ValueError(f"{cif_path}: {sites} atom sites, more than "
+                     f"MAX_SITE_IMAGES={MAX_SITE_IMAGES} (too large a cell)")
+  ops = 1
+  if "_atom_site_fract_x" in block:
+    ops = block.get_spacegroup(True).nsymop
+  if sites * ops > MAX_SITE_IMAGES:
+    raise ValueError(f"{cif_path}: {sites} atom sites x {ops} symmetry "
+                     f"operations = {sites * ops} positions, more than "
+                     f"MAX_SITE_IMAGES={MAX_SITE_IMAGES} (too large a cell)")
+
+
+def _check_neighbour_work(atoms: "ase.Atoms", cutoff: float,
+                          where: str) -> None:
+  """Rejects cells whose neighbour list would be huge or take too long:
+  lattice planes much closer than the cutoff (a flat or needle cell) or far
+  more atoms per volume than any solid."""
+  cell = atoms.cell.array
+  volume = abs(np.linalg.det(cell))
+  areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+  with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+    spacing = volume / areas  # distance between lattice planes, per axis
+    images = np.prod(2 * np.ceil(cutoff / spacing) + 1)
+    pairs = len(atoms) ** 2 * 4 / 3 * np.pi * cutoff ** 3 / volume
+  if not np.isfinite(images) or images > MAX_CELL_IMAGES:
+    raise ValueError(f"{where}: lattice plane spacings "
+                     f"{np.array2string(spacing, precision=3)} A are too small "
+                     f"for cutoff {cutoff} A (degenerate cell?)")
+  if not np.isfinite(pairs) or pairs > MAX_NEIGHBOUR_PAIRS:
+    raise ValueError(f"{where}: {len(atoms)} atoms in {volume:.3g} A^3 give "
+                     f"about {pairs:.3g} neighbour pairs within {cutoff} A, "
+                     f"more than MAX_NEIGHBOUR_PAIRS={MAX_NEIGHBOUR_PAIRS} "
+                     "(overlapping atoms or a wrong cell?)")
 
 
 def crystal_node_features(numbers: np.ndarray) -> np.ndarray:
@@ -307,6 +369,7 @@ def crystal_graph(atoms: "ase.Atoms", cutoff: float, where: str):
       atom would be disconnected.
   """
   n = len(atoms)
+  _check_neighbour_work(atoms, cutoff, where)
   i, j = ase.neighborlist.neighbor_list("ij", atoms, float(cutoff))
   lonely = np.setdiff1d(np.arange(n), i)
   if len(lonely):

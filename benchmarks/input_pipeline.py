@@ -1,0 +1,139 @@
+r"""Input-pipeline throughput for W1 shapes, stage by stage and end to end.
+
+  PYTHONPATH=. python benchmarks/input_pipeline.py [--variant smoke]
+      [--seconds 3] [--batch_size 64] [--json out.json]
+
+Data: `materials_tb/<variant>` (array_record, built under $MMJAX_DATA_DIR if
+absent), train split. Shapes: W1 budgets (crystal 32 nodes / 384 edges,
+k-space 64 nodes / 256 edges, `configs/optimized.py`), batch 64.
+
+Stages, each timed on its own for about --seconds (examples/s, median of 3):
+  (a) decode    source[i]: array_record read + TFDS feature decoding
+  (b) pad       pipeline.pad_example on decoded examples
+  (c) batch     PaddedSplit.take(idx) of random batch indices (host gather)
+  (d) transfer  sharding.put_batch of one host batch + block_until_ready
+End to end:
+  stream      per batch: decode + pad + stack + put_batch (no preloading)
+  trainer     what Trainer does per step: take + put_batch from the
+              preloaded PaddedSplit (the preload, (a)+(b) once per run,
+              is reported as its own line)
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs.optimized import get_config  # pylint: disable=g-import-not-at-top
+from mmjax.data import pipeline  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials_tb import load_materials_tb  # pylint: disable=g-import-not-at-top
+from mmjax.data.sources import data_dir as resolve_data_dir  # pylint: disable=g-import-not-at-top
+from mmjax.training import sharding  # pylint: disable=g-import-not-at-top
+
+
+def rate(fn, items_per_call, seconds, repeats=3):
+  """Median examples/s of `fn` called repeatedly for ~`seconds`, 3 times."""
+  fn()  # warm-up (page cache, first-call allocations, jit of device_put)
+  rates = []
+  for _ in range(repeats):
+    n, t0 = 0, time.perf_counter()
+    while True:
+      fn()
+      n += 1
+      dt = time.perf_counter() - t0
+      if dt >= seconds / repeats:
+        break
+    rates.append(n * items_per_call / dt)
+  return statistics.median(rates)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--variant", default="smoke", choices=["smoke", "default"])
+  p.add_argument("--seconds", type=float, default=3.0)
+  p.add_argument("--batch_size", type=int, default=64)
+  p.add_argument("--json", default=None)
+  args = p.parse_args()
+
+  config = get_config()
+  config.dataset.variant = args.variant
+  budgets = config.dataset.budgets.to_dict()
+  bs = args.batch_size
+  source = load_materials_tb(args.variant, resolve_data_dir(config.dataset))[
+      "train"]
+  n = len(source)
+  rng = np.random.default_rng(0)
+  load_before = os.getloadavg()
+
+  decoded = [source[i] for i in range(n)]
+  t0 = time.perf_counter()
+  split = pipeline.PaddedSplit(source, budgets, "train")
+  preload_s = time.perf_counter() - t0
+  mesh = sharding.make_mesh()
+  host_batch = split.take(rng.integers(0, n, bs))
+
+  counter = iter(range(10**12))
+
+  def decode():
+    source[next(counter) % n]
+
+  def pad():
+    pipeline.pad_example(decoded[next(counter) % n], budgets)
+
+  def batch():
+    split.take(rng.integers(0, n, bs))
+
+  def transfer():
+    jax.block_until_ready(sharding.put_batch(host_batch, mesh))
+
+  def stream():
+    idx = rng.integers(0, n, bs)
+    exs = [pipeline.pad_example(source[int(i)], budgets) for i in idx]
+    b = {k: np.stack([e[k] for e in exs]) for k in exs[0]}
+    b["sample_mask"] = np.ones((bs,), np.float32)
+    jax.block_until_ready(sharding.put_batch(b, mesh))
+
+  def trainer_step():
+    jax.block_until_ready(sharding.put_batch(
+        split.take(rng.integers(0, n, bs)), mesh))
+
+  rows = [
+      ("(a) decode: source[i]", rate(decode, 1, args.seconds)),
+      ("(b) pad: pad_example", rate(pad, 1, args.seconds)),
+      ("(c) batch: PaddedSplit.take", rate(batch, bs, args.seconds)),
+      ("(d) transfer: put_batch", rate(transfer, bs, args.seconds)),
+      ("stream: decode+pad+stack+put", rate(stream, bs, args.seconds)),
+      ("trainer: take+put (preloaded)", rate(trainer_step, bs, args.seconds)),
+  ]
+  load_after = os.getloadavg()
+  batch_mb = sum(v.nbytes for v in host_batch.values()) / 2**20
+  print(f"materials_tb/{args.variant} train: {n} examples; batch {bs} "
+        f"({batch_mb:.2f} MiB host); devices: {jax.device_count()} x "
+        f"{jax.devices()[0].platform}; load average {load_before[0]:.2f} -> "
+        f"{load_after[0]:.2f} (1 min)")
+  print(f"preload (decode + pad of the split, once per run): {preload_s:.2f} "
+        f"s = {n / preload_s:,.0f} examples/s")
+  print()
+  print("| stage | examples/s | batches/s |")
+  print("|---|---:|---:|")
+  for name, r in rows:
+    print(f"| {name} | {r:,.0f} | {r / bs:,.1f} |")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"variant": args.variant, "examples": n, "batch_size": bs,
+                 "batch_mib": batch_mb, "platform": jax.devices()[0].platform,
+                 "devices": jax.device_count(),
+                 "loadavg_before": load_before, "loadavg_after": load_after,
+                 "preload_s": preload_s,
+                 "rates": {name: r for name, r in rows},
+                 "date": time.strftime("%Y-%m-%d")}, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()

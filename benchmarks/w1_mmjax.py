@@ -1,0 +1,148 @@
+"""W1 benchmark, mmjax side: times mmjax's real train step on the W1 shapes.
+
+  cd /work/main && PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation dense
+  cd /work/main && PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation segment
+
+Builds the model, optimizer and step exactly as the trainer does
+(configs/optimized.py -> build_model / build_optimizer / create_state /
+make_train_step, jit with the state donated), on one random batch of W1 shapes
+(benchmarks/w1_data.py) that is put on the device once. A step = forward,
+backward, clipping and AdamW for the batch of 64. Reports samples/s from the
+median of the timed steps (block_until_ready on every step), the first call
+(trace + compile + one step) on its own, and peak memory: on GPU the device's
+peak_bytes_in_use, on CPU the process' max RSS (labelled as such).
+
+Prints one JSON line prefixed with 'RESULT ' (and appends it to --out).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
+
+from configs.optimized import get_config
+from mmjax.models.multimodal import build_model
+from mmjax.training.optim import build_optimizer
+from mmjax.training.steps import create_state, make_train_step
+import w1_data
+
+
+def peak_memory():
+  dev = jax.devices()[0]
+  if dev.platform != "cpu":
+    try:
+      stats = dev.memory_stats() or {}
+      if "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"], "device peak_bytes_in_use"
+    except Exception:  # pylint: disable=broad-except
+      pass
+  # Linux: ru_maxrss in KiB.
+  return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+          "process max RSS (CPU)")
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--aggregation", choices=("segment", "dense"),
+                 default="dense")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="config.model.dtype (bfloat16: params fp32, "
+                      "activations bf16)")
+  p.add_argument("--steps", type=int, default=30, help="timed steps")
+  p.add_argument("--warmup", type=int, default=5,
+                 help="untimed steps after the compiling first call")
+  p.add_argument("--steps_per_epoch", type=int, default=100,
+                 help="only shapes the lr schedule; no effect on cost")
+  p.add_argument("--out", default="", help="append the JSON line here")
+  args = p.parse_args(argv)
+
+  config = get_config()
+  config.model.encoders.crystal.aggregation = args.aggregation
+  config.model.encoders.kspace.aggregation = args.aggregation
+  config.model.dtype = args.dtype
+  num_classes = config.model.num_outputs
+  assert config.batch_size == w1_data.BATCH
+
+  precision = "fp32" if args.dtype == "float32" else "bf16 mixed"
+  with jax.default_matmul_precision("highest"):
+    t0 = time.perf_counter()
+    batch = jax.device_put(
+        {k: jnp.asarray(v) for k, v in w1_data.make_batch().items()})
+    jax.block_until_ready(batch)
+    data_s = time.perf_counter() - t0
+
+    model = build_model(config.model)
+    tx, schedule = build_optimizer(config, args.steps_per_epoch)
+    t0 = time.perf_counter()
+    state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
+    jax.block_until_ready(state)
+    init_s = time.perf_counter() - t0
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+
+    step = jax.jit(make_train_step(model, tx, schedule, config.loss,
+                                   num_classes, config.seed),
+                   donate_argnums=0)
+
+    t0 = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready((state, metrics))
+    compile_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for _ in range(args.warmup):
+      state, metrics = step(state, batch)
+    jax.block_until_ready((state, metrics))
+    warmup_s = time.perf_counter() - t0
+
+    times = []
+    for _ in range(args.steps):
+      t0 = time.perf_counter()
+      state, metrics = step(state, batch)
+      jax.block_until_ready((state, metrics))
+      times.append(time.perf_counter() - t0)
+
+  med = statistics.median(times)
+  mem, mem_kind = peak_memory()
+  dev = jax.devices()[0]
+  res = {
+      "workload": "W1",
+      "impl": "mmjax",
+      "precision": precision,
+      "variant": f"jit, aggregation={args.aggregation}",
+      "samples_per_s": w1_data.BATCH / med,
+      "median_step_ms": med * 1e3,
+      "min_step_ms": min(times) * 1e3,
+      "timed_steps": len(times),
+      "peak_mem_bytes": mem,
+      "peak_mem_kind": mem_kind,
+      "compile_s": compile_s,
+      "compile_note": "first call: trace + XLA compile + 1 step",
+      "warmup_steps_s": warmup_s,
+      "init_s": init_s,
+      "data_s": data_s,
+      "final_loss": float(metrics["loss"]),
+      "skipped_last": float(metrics["skipped"]),
+      "n_params": int(n_params),
+      "device": f"{dev.platform}: {dev.device_kind}",
+      "versions": {"jax": jax.__version__,
+                   "flax": __import__("flax").__version__,
+                   "optax": __import__("optax").__version__},
+  }
+  line = json.dumps(res)
+  print("RESULT " + line, flush=True)
+  if args.out:
+    with open(args.out, "a") as f:
+      f.write(line + "\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,238 @@
+"""W1 benchmark, PyTorch + PyTorch Geometric side: the seed's model and step.
+
+  cd /work/main && python benchmarks/w1_torch.py --variant eager
+  cd /work/main && python benchmarks/w1_torch.py --variant compile
+  cd /work/main && python benchmarks/w1_torch.py --variant eager --amp   # GPU
+
+The W1 model (WORKLOADS.md) in PyTorch + PyG: crystal GCN 3->64->128->128 and
+k-space GCN 64->128->256->256 (GCNConv, cached=False, self-loops, symmetric
+normalisation, residual on the last layer), global_mean_pool + global_max_pool
+over the batched graphs; scalar MLP 10->64->128, decomposition MLP
+64->128->256; a Linear to 288 per modality; nn.MultiheadAttention(288, 8,
+batch_first=True) over the 4 modality tokens [B,4,288] with a residual;
+flatten to 1152; classifier 1152->256->128->2 with BatchNorm/ReLU/Dropout 0.3.
+Loss: focal (gamma 2) + 0.1 x feature diversity (-log(mean std + 1e-8)).
+Step: zero_grad(set_to_none=True), forward, backward, clip_grad_norm_(1.0),
+AdamW(lr 2e-4, wd 1e-4).
+
+The batched PyG tensors (x, edge_index, batch vector per graph modality) are
+built once from benchmarks/w1_data.py (the same graphs as the mmjax side) and
+moved to the device before timing. fp32 means TF32 off. `--amp` wraps forward
+and loss in torch.autocast(bfloat16) (parameters stay fp32).
+
+Prints one JSON line prefixed with 'RESULT ' (and appends it to --out); a
+failure (e.g. torch.compile on this machine) is reported in the line's
+'error' field instead of a figure.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # pylint: disable=g-import-not-at-top
+from torch import nn
+import torch.nn.functional as F
+import torch_geometric
+from torch_geometric.nn import GCNConv, global_max_pool, global_mean_pool
+
+import w1_data
+
+
+class GCNEncoder(nn.Module):
+  """GCN stack, ReLU, residual on the last layer, mean+max pooling."""
+
+  def __init__(self, in_dim, widths, dropout=0.0):
+    super().__init__()
+    dims = [in_dim] + list(widths)
+    self.convs = nn.ModuleList(
+        GCNConv(dims[i], dims[i + 1], cached=False) for i in range(len(widths)))
+    self.dropout = dropout
+
+  def forward(self, x, edge_index, batch, num_graphs):
+    h = x
+    for i, conv in enumerate(self.convs):
+      out = conv(h, edge_index)
+      if i == len(self.convs) - 1 and h.shape[-1] == out.shape[-1]:
+        out = out + h
+      h = F.dropout(F.relu(out), self.dropout, self.training)
+    return torch.cat([global_mean_pool(h, batch, num_graphs),
+                      global_max_pool(h, batch, num_graphs)], dim=-1)
+
+
+def mlp(dims):
+  layers = []
+  for i in range(len(dims) - 1):
+    layers += [nn.Linear(dims[i], dims[i + 1]), nn.ReLU()]
+  return nn.Sequential(*layers)
+
+
+class W1Model(nn.Module):
+
+  def __init__(self, token_dim=288, heads=8, num_classes=2, dropout=0.3):
+    super().__init__()
+    self.crystal = GCNEncoder(3, (64, 128, 128))
+    self.kspace = GCNEncoder(64, (128, 256, 256))
+    self.scalar = mlp((10, 64, 128))
+    self.decomp = mlp((64, 128, 256))
+    self.tokens = nn.ModuleList([nn.Linear(256, token_dim),
+                                 nn.Linear(512, token_dim),
+                                 nn.Linear(128, token_dim),
+                                 nn.Linear(256, token_dim)])
+    self.attention = nn.MultiheadAttention(token_dim, heads, batch_first=True)
+    self.head = nn.Sequential(
+        nn.Linear(4 * token_dim, 256), nn.BatchNorm1d(256), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(256, 128), nn.BatchNorm1d(128), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(128, num_classes))
+
+  def forward(self, cx, cei, cb, kx, kei, kb, scalar, decomp, present):
+    b = scalar.shape[0]
+    embs = [self.crystal(cx, cei, cb, b), self.kspace(kx, kei, kb, b),
+            self.scalar(scalar), self.decomp(decomp)]
+    tokens = torch.stack([p(e) for p, e in zip(self.tokens, embs)], dim=1)
+    tokens = tokens * present[..., None]                    # [B, 4, 288]
+    att, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+    fused = (tokens + att) * present[..., None]
+    features = fused.flatten(1)                             # [B, 1152]
+    return self.head(features), features
+
+
+def objective(model, data, gamma=2.0, diversity_weight=0.1):
+  logits, features = model(*data["inputs"])
+  ce = F.cross_entropy(logits.float(), data["label"], reduction="none")
+  pt = torch.exp(-ce)
+  focal = ((1.0 - pt) ** gamma * ce).mean()
+  div = -torch.log(features.float().std(dim=0).mean() + 1e-8)
+  return focal + diversity_weight * div
+
+
+def peak_memory(device):
+  if device.type == "cuda":
+    return torch.cuda.max_memory_allocated(device), \
+        "torch.cuda.max_memory_allocated"
+  return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+          "process max RSS (CPU)")
+
+
+def sync(device):
+  if device.type == "cuda":
+    torch.cuda.synchronize(device)
+
+
+def run(args, res):
+  device = torch.device(args.device if args.device else
+                        ("cuda" if torch.cuda.is_available() else "cpu"))
+  # fp32 = IEEE fp32: no TF32 anywhere.
+  torch.backends.cuda.matmul.allow_tf32 = False
+  torch.backends.cudnn.allow_tf32 = False
+  torch.set_float32_matmul_precision("highest")
+  torch.manual_seed(0)
+  res["device"] = (f"cuda: {torch.cuda.get_device_name(device)}"
+                   if device.type == "cuda" else
+                   f"cpu: {torch.get_num_threads()} threads")
+
+  t0 = time.perf_counter()
+  g = w1_data.to_pyg(w1_data.make_batch())
+  t = {k: torch.from_numpy(v).to(device) for k, v in g.items()}
+  data = {"inputs": (t["crystal_x"], t["crystal_edge_index"],
+                     t["crystal_batch"], t["kspace_x"],
+                     t["kspace_edge_index"], t["kspace_batch"], t["scalar"],
+                     t["decomp"], t["modality_mask"]),
+          "label": t["label"]}
+  sync(device)
+  res["data_s"] = time.perf_counter() - t0
+
+  model = W1Model().to(device).train()
+  res["n_params"] = sum(p.numel() for p in model.parameters())
+  fused = device.type == "cuda" if args.adamw == "auto" else \
+      args.adamw == "fused"
+  res["adamw"] = "fused" if fused else "foreach"
+  opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4,
+                          **({"fused": True} if fused else {}))
+
+  loss_fn = objective
+  if args.variant == "compile":
+    loss_fn = torch.compile(objective)  # default mode
+
+  amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    with amp:
+      loss = loss_fn(model, data)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+  if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
+  t0 = time.perf_counter()
+  loss = step()
+  sync(device)
+  res["compile_s"] = time.perf_counter() - t0
+  res["compile_note"] = ("first step incl. torch.compile (fwd+bwd)"
+                         if args.variant == "compile" else
+                         "first (eager warm-up) step")
+  t0 = time.perf_counter()
+  for _ in range(args.warmup):
+    loss = step()
+  sync(device)
+  res["warmup_steps_s"] = time.perf_counter() - t0
+
+  times = []
+  for _ in range(args.steps):
+    t0 = time.perf_counter()
+    loss = step()
+    sync(device)
+    times.append(time.perf_counter() - t0)
+  med = statistics.median(times)
+  res.update({"samples_per_s": w1_data.BATCH / med,
+              "median_step_ms": med * 1e3, "min_step_ms": min(times) * 1e3,
+              "timed_steps": len(times), "final_loss": float(loss.detach())})
+  res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--variant", choices=("eager", "compile"), default="eager")
+  p.add_argument("--amp", action="store_true",
+                 help="bf16 autocast for forward + loss (GPU)")
+  p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
+  p.add_argument("--adamw", choices=("auto", "fused", "foreach"),
+                 default="auto", help="auto: fused on CUDA, foreach on CPU")
+  p.add_argument("--steps", type=int, default=30, help="timed steps")
+  p.add_argument("--warmup", type=int, default=5,
+                 help="untimed steps after the first one")
+  p.add_argument("--out", default="", help="append the JSON line here")
+  args = p.parse_args(argv)
+
+  res = {"workload": "W1", "impl": "pytorch+pyg",
+         "precision": "bf16 autocast" if args.amp else "fp32",
+         "variant": "torch.compile" if args.variant == "compile" else "eager",
+         "versions": {"torch": torch.__version__,
+                      "torch_geometric": torch_geometric.__version__}}
+  try:
+    run(args, res)
+  except Exception as e:  # pylint: disable=broad-except
+    traceback.print_exc()
+    msg = f"{type(e).__name__}: {e}".strip().splitlines()
+    res["error"] = msg[0][:400] if msg else type(e).__name__
+    res.setdefault("peak_mem_bytes", None)
+  line = json.dumps(res)
+  print("RESULT " + line, flush=True)
+  if args.out:
+    with open(args.out, "a") as f:
+      f.write(line + "\n")
+
+
+if __name__ == "__main__":
+  main()
