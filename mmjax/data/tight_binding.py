@@ -551,7 +551,9 @@ def generate(num_examples, seed=0, n_k=DEFAULT_NK, gap_min=DEFAULT_GAP_MIN,
   pool = None
   if processes > 1:
     import multiprocessing  # pylint: disable=g-import-not-at-top
-    pool = multiprocessing.get_context("fork").Pool(processes)
+    # spawn, not fork: the caller (the trainer) has JAX's threads running,
+    # and forking a multithreaded process can deadlock the children.
+    pool = multiprocessing.get_context("spawn").Pool(processes)
   try:
     start, done = 0, False
     while not done:
