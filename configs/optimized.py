@@ -36,8 +36,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       modalities=("crystal", "kspace", "scalar", "decomp"),
       encoders=dict(
-          # Dense per-graph adjacency: measured 1.5x faster than segment
-          # sums for these small graphs on CPU (benchmarks/README.md).
+          # Dense per-graph adjacency or jraph segment sums: the same
+          # function; see benchmarks/README.md for their speeds.
           crystal=dict(type="gcn", widths=(64, 128, 128), dropout=0.0,
                        aggregation="dense"),
           kspace=dict(type="gcn", widths=(128, 256, 256), dropout=0.0,
@@ -63,6 +63,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name="warmup_cosine", warmup_epochs=5, eta_min=1e-6, per_epoch=True))
   c.early_stopping = ml_collections.ConfigDict(dict(
       patience=10, min_delta=0.001, restore_best=True))
+  # One member: a single model. Ensembles, k-fold folds and seed sweeps are
+  # members trained together by one vmapped step (see configs/extreme_boost).
+  c.members = ml_collections.ConfigDict(dict(
+      seeds=(0,),            # added to `seed`
+      mixup_alpha=(0.0,),    # 0 = no mixup
+      holdout_fold=(-1,),    # k-fold fold the member never trains on
+      groups=dict(model=(0,)),
+  ))
+  c.kfold = ml_collections.ConfigDict(dict(num_folds=5))
+  c.tta = ml_collections.ConfigDict(dict(passes=0, noise=0.05))
+  c.member_parallel = 1  # devices along the mesh's member axis
+
   c.gap_notice = 0.05   # the seed's "good sign" bound on train - val accuracy
   c.gap_warning = 0.10  # the seed's warning sign
   c.log_every_steps = 50

@@ -11,6 +11,7 @@ about a particular dataset beyond the batch-key conventions:
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from mmjax.models import fusion as fusion_lib
@@ -24,6 +25,7 @@ def _encode(name, spec, batch, dtype, train):
     enc = GCNEncoder(widths=tuple(spec["widths"]),
                      dropout=spec.get("dropout", 0.0), dtype=dtype,
                      aggregation=spec.get("aggregation", "segment"),
+                     out_features=spec.get("out_features", None),
                      name=f"{name}_encoder")
     return enc(batch[f"{name}_nodes"], batch[f"{name}_senders"],
                batch[f"{name}_receivers"], batch[f"{name}_node_mask"],
@@ -37,11 +39,26 @@ def _encode(name, spec, batch, dtype, train):
                    "(known: gcn, mlp)")
 
 
+def _add_noise(batch, encoders, rng, std):
+  """Gaussian feature noise on every modality's input features."""
+  out = dict(batch)
+  for i, (name, spec) in enumerate(encoders):
+    key = f"{name}_nodes" if spec["type"] == "gcn" else name
+    x = batch[key]
+    out[key] = x + std * jax.random.normal(jax.random.fold_in(rng, i),
+                                           x.shape, x.dtype)
+  return out
+
+
 class MultiModalModel(nn.Module):
   """Returns {'logits': [B, C], 'features': [B, M*D] fused embedding}.
 
-  `mixup` (optional): (perm [B], lam [B]) mixes the fused embeddings of each
-  sample with sample perm[i] (manifold mixup for graph modalities).
+  `mixup` (optional): (perm [B] int, lam [] float) mixes every sample i with
+  sample perm[i]: vector modalities at the input, graph modalities on their
+  encoder's embedding (manifold mixup: graphs of different sizes have no
+  input-level average). Each modality is mixed exactly once.
+  `noise` (optional): (rng, std) adds Gaussian noise of that std to every
+  input feature (test-time augmentation).
   """
   encoders: tuple  # ((name, spec dict), ...) in modality_mask order
   token_dim: int
@@ -53,10 +70,17 @@ class MultiModalModel(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, batch, *, train: bool, mixup=None):
+  def __call__(self, batch, *, train: bool, mixup=None, noise=None):
+    if noise is not None:
+      batch = _add_noise(batch, self.encoders, *noise)
+    mix = lambda x: x if mixup is None else (
+        mixup[1] * x + (1 - mixup[1]) * x[mixup[0]])
     tokens = []
     for name, spec in self.encoders:
-      emb = _encode(name, spec, batch, self.dtype, train)
+      if spec["type"] == "gcn":
+        emb = mix(_encode(name, spec, batch, self.dtype, train))
+      else:
+        emb = _encode(name, spec, {name: mix(batch[name])}, self.dtype, train)
       tokens.append(nn.Dense(self.token_dim, dtype=self.dtype,
                              name=f"{name}_token")(emb))
     tokens = jnp.stack(tokens, axis=1)  # [B, M, D]
@@ -67,9 +91,6 @@ class MultiModalModel(nn.Module):
            {"num_heads": self.num_heads, "dtype": self.dtype}),
         name="fusion")(tokens, present, train=train)
     features = fused.reshape(fused.shape[0], -1)
-    if mixup is not None:
-      perm, lam = mixup
-      features = lam[:, None] * features + (1 - lam[:, None]) * features[perm]
     logits = MLP(widths=tuple(self.head_widths) + (self.num_outputs,),
                  dropout=self.head_dropout, batch_norm=True,
                  final_activation=False, dtype=self.dtype,

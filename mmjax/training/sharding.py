@@ -9,12 +9,21 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 
-def make_mesh():
-  """A 1-D mesh named `data` over all devices. Auto axis types: the jraph
-  segment sums in the model are left to the compiler to partition."""
+def make_mesh(member_parallel=1):
+  """A (member, data) mesh over all devices.
+
+  The batch is split along `data`; stacked ensemble members along `member`
+  (member_parallel devices; 1 = every device holds every member). Auto axis
+  types: the jraph segment sums in the model are left to the compiler.
+  """
   n = jax.device_count()
-  return jax.make_mesh((n,), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  if n % member_parallel:
+    from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f"member_parallel={member_parallel} does not divide the "
+                    f"{n} devices")
+  auto = jax.sharding.AxisType.Auto
+  return jax.make_mesh((member_parallel, n // member_parallel),
+                       ("member", "data"), axis_types=(auto, auto))
 
 
 def replicated(mesh):
@@ -25,8 +34,13 @@ def batch_sharding(mesh):
   return NamedSharding(mesh, P("data"))
 
 
+def member_sharding(mesh):
+  """Leading member axis split over `member`, replicated over `data`."""
+  return NamedSharding(mesh, P("member"))
+
+
 def check_batch_size(batch_size, mesh, key="batch_size"):
-  n = mesh.devices.size
+  n = mesh.shape["data"]
   if batch_size % n:
     from mmjax.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError(f"{key}={batch_size} is not divisible by the {n} devices")

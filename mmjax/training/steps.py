@@ -1,7 +1,16 @@
 """Pure train and eval steps: state and batch in, new state and metrics out.
 
-The dropout rng of a step is derived from (seed, step) inside the step, so
-results never depend on the history of the process.
+One step trains one *member*; ensembles, k-fold folds and seeds of an
+ablation are members stacked on a leading axis and trained by the same step
+under `jax.vmap`. What distinguishes members is data, not code:
+
+  member = {"seed":  int32 []   init and dropout/mixup rngs,
+            "fold":  int32 []   held-out k-fold fold, -1 = none,
+            "alpha": float32 [] mixup Beta(alpha, alpha), 0 = no mixup,
+            "active": bool []   False once the member has early-stopped}
+
+Every rng of a step derives from (member seed, step), so results never depend
+on the history of the process.
 """
 
 from typing import Any, Callable
@@ -23,7 +32,7 @@ class TrainState:
   opt_state: Any
 
 
-def create_state(model: nn.Module, tx, batch, seed: int) -> TrainState:
+def create_state(model: nn.Module, tx, batch, seed) -> TrainState:
   """Initialises parameters from `seed` using one batch for the shapes."""
   variables = model.init({"params": jax.random.key(seed),
                           "dropout": jax.random.key(seed + 1)},
@@ -34,50 +43,89 @@ def create_state(model: nn.Module, tx, batch, seed: int) -> TrainState:
                     opt_state=tx.init(params))
 
 
+def single_member(seed: int):
+  return {"seed": jnp.asarray(seed, jnp.int32),
+          "fold": jnp.asarray(-1, jnp.int32),
+          "alpha": jnp.asarray(0.0, jnp.float32),
+          "active": jnp.asarray(True)}
+
+
 def _all_finite(tree):
   leaves = jax.tree.leaves(tree)
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def _select(pred, new, old):
+  return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+def mixup_partners(rng, mask):
+  """A random partner for every sample, drawn among the samples with mask 1.
+
+  Samples a member must not learn from (its held-out fold, batch padding)
+  are never partners, so no held-out label leaks through mixing. Returns
+  perm [B] int32 (a masked-out sample is its own partner).
+  """
+  b = mask.shape[0]
+  allowed = mask > 0
+  order = jnp.argsort(jnp.where(allowed, 0.0, 2.0) +
+                      jax.random.uniform(rng, (b,)))
+  n_allowed = jnp.maximum(allowed.sum(), 1)
+  pos = jnp.arange(b)
+  partner_pos = jnp.where(pos < n_allowed, (pos + 1) % n_allowed, pos)
+  return jnp.zeros((b,), jnp.int32).at[order].set(order[partner_pos])
+
+
 def _objective(loss_cfg, num_classes):
-  """(outputs, batch) -> (total loss, parts) for the configured task."""
-  def objective(out, batch):
-    mask = batch["sample_mask"]
-    if loss_cfg.name in losses.PER_SAMPLE:
-      targets = losses.soft_targets(batch["label"], num_classes,
-                                    loss_cfg.get("label_smoothing", 0.0))
-      targets = batch.get("soft_targets", targets)
-      fn = losses.PER_SAMPLE[loss_cfg.name]
-      kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
-      per = fn(out["logits"], targets, **kw)
-    else:
-      raise ValueError(f"loss.name: unknown loss '{loss_cfg.name}' "
-                       f"(known: {', '.join(losses.PER_SAMPLE)})")
-    main = losses.masked_mean(per, mask)
+  """(outputs, targets [B, C], mask [B]) -> (total loss, parts)."""
+  fn = losses.PER_SAMPLE[loss_cfg.name]
+  kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
+  w = loss_cfg.get("diversity_weight", 0.0)
+
+  def objective(out, targets, mask):
+    main = losses.masked_mean(fn(out["logits"], targets, **kw), mask)
     parts = {"loss": main}
     total = main
-    w = loss_cfg.get("diversity_weight", 0.0)
     if w:
       div = losses.feature_diversity(out["features"], mask)
       parts["diversity"] = div
       total = total + w * div
     return total, parts
+  del num_classes
   return objective
 
 
-def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
-                    ) -> Callable:
-  """Returns train_step(state, batch) -> (state, metrics)."""
-  objective = _objective(loss_cfg, num_classes)
+def make_member_step(model, tx, schedule, loss_cfg, num_classes,
+                     mixup=False) -> Callable:
+  """Returns member_step(state, batch, member) -> (state, metrics).
 
-  def train_step(state: TrainState, batch):
-    rng = jax.random.fold_in(jax.random.key(seed), state.step)
+  mixup=False compiles the mixing out (no member has alpha > 0).
+  """
+  objective = _objective(loss_cfg, num_classes)
+  smoothing = loss_cfg.get("label_smoothing", 0.0)
+
+  def member_step(state: TrainState, batch, member):
+    rng = jax.random.fold_in(jax.random.key(member["seed"]), state.step)
+    drop_rng, perm_rng, lam_rng = jax.random.split(rng, 3)
+    mask = batch["sample_mask"]
+    if "fold" in batch:  # k-fold: the member never learns from its fold.
+      mask = mask * (batch["fold"] != member["fold"]).astype(mask.dtype)
+    targets = losses.soft_targets(batch["label"], num_classes, smoothing)
+    mix = None
+    if mixup:
+      alpha = member["alpha"]
+      safe = jnp.maximum(alpha, 1e-3)
+      lam = jnp.where(alpha > 0, jax.random.beta(lam_rng, safe, safe), 1.0)
+      perm = mixup_partners(perm_rng, mask)
+      targets = lam * targets + (1 - lam) * targets[perm]
+      mix = (perm, lam)
 
     def loss_fn(params):
       out, updates = model.apply(
           {"params": params, "batch_stats": state.batch_stats}, batch,
-          train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
-      total, parts = objective(out, batch)
+          train=True, rngs={"dropout": drop_rng}, mutable=["batch_stats"],
+          mixup=mix)
+      total, parts = objective(out, targets, mask)
       return total, (out, updates, parts)
 
     (total, (out, updates, parts)), grads = jax.value_and_grad(
@@ -86,10 +134,8 @@ def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
     params = optax.apply_updates(state.params, new_updates)
     finite = jnp.isfinite(total) & _all_finite(grads)
     # apply_if_finite already kept the params; keep BatchNorm stats too.
-    batch_stats = jax.tree.map(lambda n, o: jnp.where(finite, n, o),
-                               updates.get("batch_stats", {}),
-                               state.batch_stats)
-    mask = batch["sample_mask"]
+    batch_stats = _select(finite, updates.get("batch_stats", {}),
+                          state.batch_stats)
     acc = losses.masked_mean(
         (out["logits"].argmax(-1) == batch["label"]).astype(jnp.float32),
         mask)
@@ -101,21 +147,57 @@ def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
                "skipped": 1.0 - finite.astype(jnp.float32), **parts}
     new_state = state.replace(step=state.step + 1, params=params,
                               batch_stats=batch_stats, opt_state=opt_state)
-    return new_state, metrics
+    # A member that early-stopped keeps its weights; its step still counts
+    # so that all members share one step counter.
+    frozen = state.replace(step=state.step + 1)
+    return _select(member["active"], new_state, frozen), metrics
 
-  return train_step
+  return member_step
 
 
-def make_eval_step(model, loss_cfg, num_classes) -> Callable:
-  """Returns eval_step(params, batch_stats, batch) -> (logits, per-sample
-  task loss); the caller drops padded samples."""
+def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
+                    ) -> Callable:
+  """Returns train_step(state, batch) -> (state, metrics) for one model."""
+  member_step = make_member_step(model, tx, schedule, loss_cfg, num_classes)
+  return lambda state, batch: member_step(state, batch, single_member(seed))
+
+
+def make_ensemble_train_step(model, tx, schedule, loss_cfg, num_classes,
+                             mixup=False) -> Callable:
+  """Returns step(states [K,...], batch, members [K]) -> (states, metrics
+  [K]): every member trained on the same batch by one vmapped step."""
+  member_step = make_member_step(model, tx, schedule, loss_cfg, num_classes,
+                                 mixup)
+  return jax.vmap(member_step, in_axes=(0, None, 0))
+
+
+def make_eval_step(model, loss_cfg, num_classes, tta_passes=0, tta_noise=0.0,
+                   tta_seed=0) -> Callable:
+  """Returns eval_step(params, batch_stats, batch) -> (logits [B, C],
+  per-sample task loss [B]); the caller drops padded samples.
+
+  With tta_passes > 0 the logits are the mean over that many passes with
+  Gaussian feature noise (test-time augmentation).
+  """
+  fn = losses.PER_SAMPLE[loss_cfg.name]
+  kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
 
   def eval_step(params, batch_stats, batch):
-    out = model.apply({"params": params, "batch_stats": batch_stats}, batch,
-                      train=False)
+    variables = {"params": params, "batch_stats": batch_stats}
+    if tta_passes:
+      keys = jax.random.split(jax.random.key(tta_seed), tta_passes)
+      logits = jax.vmap(lambda k: model.apply(
+          variables, batch, train=False, noise=(k, tta_noise))["logits"])(
+              keys).mean(0)
+    else:
+      logits = model.apply(variables, batch, train=False)["logits"]
     targets = losses.soft_targets(batch["label"], num_classes, 0.0)
-    fn = losses.PER_SAMPLE.get(loss_cfg.name, losses.cross_entropy)
-    kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
-    return out["logits"], fn(out["logits"], targets, **kw)
+    return logits, fn(logits, targets, **kw)
 
   return eval_step
+
+
+def make_ensemble_eval_step(model, loss_cfg, num_classes, **tta) -> Callable:
+  """eval_step vmapped over stacked member weights: logits [K, B, C]."""
+  return jax.vmap(make_eval_step(model, loss_cfg, num_classes, **tta),
+                  in_axes=(0, 0, None))

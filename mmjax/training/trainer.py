@@ -14,6 +14,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from tqdm import tqdm
@@ -28,7 +29,9 @@ from mmjax.training import metrics as metrics_lib
 from mmjax.training import sharding
 from mmjax.training.checkpoint import Checkpointer
 from mmjax.training.optim import build_optimizer
-from mmjax.training.steps import create_state, make_eval_step, make_train_step
+from mmjax.training.steps import create_state
+from mmjax.training.steps import make_ensemble_eval_step
+from mmjax.training.steps import make_ensemble_train_step
 
 
 class Preempted(Exception):
@@ -88,11 +91,47 @@ def write_or_check_config(config, workdir):
   os.replace(tmp, path)
 
 
-def _fresh_meta():
-  return {"best_val_loss": None, "best_step": 0, "best_epoch": 0,
-          "bad_epochs": 0, "stopped_early": False, "consecutive_skips": 0,
+def _fresh_meta(k):
+  return {"best_val_loss": [None] * k, "best_step": [0] * k,
+          "best_epoch": [0] * k, "bad_epochs": [0] * k,
+          "stopped": [False] * k, "consecutive_skips": 0,
           "skipped_steps": 0, "epoch_sums": {}, "epoch_count": 0,
           "train_time_s": 0.0, "samples_seen": 0}
+
+
+def member_table(config):
+  """The members of a run (see mmjax.training.steps): numpy arrays [K] and
+  the named groups (stages) of member indices."""
+  m = config.members
+  k = len(m.seeds)
+  for key in ("mixup_alpha", "holdout_fold"):
+    if len(m[key]) != k:
+      raise UserError(f"members.{key} has {len(m[key])} entries, "
+                      f"members.seeds has {k}")
+  folds = np.asarray(m.holdout_fold, np.int32)
+  if folds.max() >= config.kfold.num_folds:
+    raise UserError(f"members.holdout_fold: fold {folds.max()} >= "
+                    f"kfold.num_folds={config.kfold.num_folds}")
+  groups = {g: tuple(v) for g, v in m.groups.items()}
+  for g, idx in groups.items():
+    if not idx or min(idx) < 0 or max(idx) >= k:
+      raise UserError(f"members.groups.{g}: member indices must be in "
+                      f"[0, {k})")
+  table = {"seed": config.seed + np.asarray(m.seeds, np.int32),
+           "fold": folds,
+           "alpha": np.asarray(m.mixup_alpha, np.float32),
+           "active": np.ones((k,), bool)}
+  return table, groups
+
+
+def assign_folds(labels, num_folds, seed):
+  """Stratified k-fold ids [N] for the training examples."""
+  rng = np.random.default_rng([seed, 0xF01D])
+  folds = np.empty(len(labels), np.int32)
+  for c in np.unique(labels):
+    idx = np.flatnonzero(labels == c)
+    folds[rng.permutation(idx)] = np.arange(len(idx)) % num_folds
+  return folds
 
 
 class _Signals:
@@ -117,7 +156,11 @@ class _Signals:
 
 
 class Trainer:
-  """Holds the jitted steps and data of one run; `run()` trains to the end."""
+  """Holds the jitted steps and data of one run; `run()` trains to the end.
+
+  A run trains K members at once (K = 1 for a single model): parameters and
+  optimizer states stacked on a leading member axis, one vmapped step.
+  """
 
   def __init__(self, config, workdir):
     self.config = config
@@ -133,7 +176,9 @@ class Trainer:
                          f"(known: {', '.join(losses.PER_SAMPLE)})")
     except ValueError as e:
       raise UserError(str(e)) from e
-    self.mesh = sharding.make_mesh()
+    self.members, self.groups = member_table(config)
+    self.k = len(self.members["seed"])
+    self.mesh = sharding.make_mesh(config.get("member_parallel", 1))
     sharding.check_batch_size(config.batch_size, self.mesh)
     sharding.check_batch_size(config.eval_batch_size, self.mesh,
                               "eval_batch_size")
@@ -145,6 +190,9 @@ class Trainer:
       self.val = pipeline.PaddedSplit(self.sources["val"], budgets, "val")
     except ValueError as e:
       raise UserError(str(e)) from e
+    if (self.members["fold"] >= 0).any():
+      self.train.arrays["fold"] = assign_folds(
+          self.train.labels, config.kfold.num_folds, config.dataset.split_seed)
     self.budgets = budgets
     self.steps_per_epoch = self.train.size // config.batch_size
     if self.steps_per_epoch == 0:
@@ -153,20 +201,46 @@ class Trainer:
     self.total_steps = config.num_epochs * self.steps_per_epoch
     self.tx, self.schedule = build_optimizer(config, self.steps_per_epoch)
     num_classes = config.model.num_outputs
+    msh = sharding.member_sharding(self.mesh)
     rep = sharding.replicated(self.mesh)
     bsh = sharding.batch_sharding(self.mesh)
+    mixup = bool((self.members["alpha"] > 0).any())
     self.train_step = jax.jit(
-        make_train_step(self.model, self.tx, self.schedule, config.loss,
-                        num_classes, config.seed),
-        in_shardings=(rep, bsh), out_shardings=(rep, rep), donate_argnums=0)
-    self.eval_step = jax.jit(make_eval_step(self.model, config.loss,
-                                            num_classes),
-                             in_shardings=(rep, rep, bsh),
-                             out_shardings=(rep, rep))
+        make_ensemble_train_step(self.model, self.tx, self.schedule,
+                                 config.loss, num_classes, mixup),
+        in_shardings=(msh, bsh, msh), out_shardings=(msh, msh),
+        donate_argnums=0)
+    self.eval_step = jax.jit(
+        make_ensemble_eval_step(self.model, config.loss, num_classes),
+        in_shardings=(msh, msh, bsh), out_shardings=(msh, msh))
+    tta = config.get("tta", None)
+    self.tta_step = None
+    if tta is not None and tta.passes:
+      self.tta_step = jax.jit(
+          make_ensemble_eval_step(self.model, config.loss, num_classes,
+                                  tta_passes=tta.passes, tta_noise=tta.noise,
+                                  tta_seed=config.seed),
+          in_shardings=(msh, msh, bsh), out_shardings=(msh, msh))
+    # Weight copies and per-member selections keep the member sharding, so
+    # the eval step never sees a new layout (and never compiles twice).
+    self._copy = jax.jit(lambda t: jax.tree.map(jnp.copy, t),
+                         out_shardings=msh)
+    self._select = jax.jit(
+        lambda pick, new, old: jax.tree.map(
+            lambda n, o: jnp.where(
+                pick.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old),
+        out_shardings=msh)
     init_batch = self._host_batch(self.train, np.arange(config.batch_size))
     self.init_state = jax.jit(
-        lambda b: create_state(self.model, self.tx, b, config.seed),
-        out_shardings=rep)(sharding.put_batch(init_batch, self.mesh))
+        jax.vmap(lambda s, b: create_state(self.model, self.tx, b, s),
+                 in_axes=(0, None)),
+        out_shardings=msh)(jnp.asarray(self.members["seed"]),
+                           sharding.put_batch(init_batch, self.mesh))
+
+  def _snapshot(self, state):
+    """A copy of the weights: the train step donates (frees) the state's."""
+    return self._copy({"params": state.params,
+                       "batch_stats": state.batch_stats})
 
   def _host_batch(self, split, idx):
     return split.take(idx[sharding.process_slice(len(idx))])
@@ -178,27 +252,41 @@ class Trainer:
                                          c.batch_size)
       yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
 
-  def evaluate(self, split, params, batch_stats):
-    """Metrics of `split` with the given weights (eval mode)."""
-    logits, losses = [], []
+  def predict(self, split, params, batch_stats, tta=False):
+    """Logits [K, N, C] and per-sample task losses [K, N] of every member."""
+    step = self.tta_step if tta and self.tta_step else self.eval_step
+    logits, losses_ = [], []
     for idx in pipeline.eval_batch_indices(split.size,
                                            self.config.eval_batch_size):
       batch = sharding.put_batch(self._host_batch(split, idx), self.mesh)
-      lg, per = self.eval_step(params, batch_stats, batch)
+      lg, per = step(params, batch_stats, batch)
       logits.append(sharding.to_host(lg))
-      losses.append(sharding.to_host(per))
-    logits = np.concatenate(logits)[:split.size]
-    loss = float(np.concatenate(losses)[:split.size].mean())
+      losses_.append(sharding.to_host(per))
+    return (np.concatenate(logits, axis=1)[:, :split.size],
+            np.concatenate(losses_, axis=1)[:, :split.size])
+
+  def _metrics(self, logits, labels, loss):
     if self.task == "classification":
-      return metrics_lib.classification_metrics(logits, split.labels, loss)
-    return metrics_lib.regression_metrics(logits[:, 0], split.labels, loss)
+      return metrics_lib.classification_metrics(logits, labels, loss)
+    return metrics_lib.regression_metrics(logits[:, 0], labels, loss)
+
+  def evaluate(self, split, params, batch_stats, tta=False):
+    """Per-member metrics of `split` with the given weights (eval mode)."""
+    logits, per = self.predict(split, params, batch_stats, tta)
+    return [self._metrics(logits[i], split.labels, per[i].mean())
+            for i in range(self.k)]
+
+  def _member_table(self, meta):
+    table = dict(self.members)
+    table["active"] = ~np.asarray(meta["stopped"], bool)
+    return jax.device_put(table, sharding.member_sharding(self.mesh))
 
   def run(self):
     """Trains from the latest checkpoint to the end; returns results."""
     c = self.config
     state = self.init_state
-    best = _snapshot(state)
-    meta = _fresh_meta()
+    best = self._snapshot(state)
+    meta = _fresh_meta(self.k)
     ckpt = Checkpointer(self.workdir)
     resume = ckpt.latest_step()
     if resume is not None:
@@ -212,18 +300,19 @@ class Trainer:
       logging.info("Resuming from step %d", resume)
     log = logs.MetricsLog(self.workdir, resume,
                           enabled=jax.process_index() == 0)
-    step = int(state.step)
+    step = int(state.step[0])
     bar = tqdm(total=self.total_steps, initial=step, dynamic_ncols=True,
                desc="train", disable=jax.process_index() != 0)
     pending = []
+    members = self._member_table(meta)
     t0 = time.time()
     samples0 = step * c.batch_size
     first = True
     try:
       with _Signals() as sig:
         batches = pipeline.prefetch(self._train_batches(step))
-        while step < self.total_steps and not meta["stopped_early"]:
-          state, m = self.train_step(state, next(batches))
+        while step < self.total_steps and not all(meta["stopped"]):
+          state, m = self.train_step(state, next(batches), members)
           pending.append(m)
           step += 1
           if first:  # Compilation is timed on its own, not as throughput.
@@ -240,6 +329,7 @@ class Trainer:
             pending = []
           if epoch_end:
             best = self._end_epoch(state, best, meta, log, step, bar)
+            members = self._member_table(meta)
           if save:
             meta["train_time_s"] += time.time() - t0
             meta["samples_seen"] += (step * c.batch_size) - samples0
@@ -257,10 +347,13 @@ class Trainer:
     return results
 
   def _flush(self, pending, meta, log, step, bar):
-    """Brings the pending step metrics to the host, logs them, guards NaNs."""
+    """Brings the pending step metrics to the host, logs them, guards NaNs.
+
+    Metrics are averaged over the members that are still training."""
     host = jax.device_get(pending)
+    active = ~np.asarray(meta["stopped"], bool)
     for m in host:
-      skipped = float(m["skipped"]) > 0
+      skipped = float(np.max(m["skipped"][active])) > 0
       meta["consecutive_skips"] = meta["consecutive_skips"] + 1 if skipped else 0
       meta["skipped_steps"] += int(skipped)
       if meta["consecutive_skips"] >= self.config.optimizer.max_nonfinite:
@@ -269,9 +362,13 @@ class Trainer:
             f"with a non-finite loss or gradient (up to step {step}); the last "
             "good checkpoint is kept in checkpoints/")
       for k, v in m.items():
-        meta["epoch_sums"][k] = meta["epoch_sums"].get(k, 0.0) + float(v)
+        meta["epoch_sums"][k] = meta["epoch_sums"].get(k, 0.0) + float(
+            np.mean(np.asarray(v)[active]))
       meta["epoch_count"] += 1
-    last = {k: float(v) for k, v in host[-1].items()}
+    last = {k: float(np.mean(np.asarray(v)[active]))
+            for k, v in host[-1].items()}
+    if self.k > 1:
+      last["loss_members"] = np.asarray(host[-1]["loss"]).tolist()
     last["skipped_steps"] = meta["skipped_steps"]
     epoch = (step - 1) // self.steps_per_epoch
     log.write(step, epoch, "train", last)
@@ -280,88 +377,134 @@ class Trainer:
                     acc=f"{last['accuracy']:.3f}", refresh=False)
 
   def _end_epoch(self, state, best, meta, log, step, bar):
-    """Validation, epoch logs, early stopping; returns the best weights."""
+    """Validation, epoch logs, per-member early stopping; returns the best
+    weights of every member."""
     es = self.config.early_stopping
     epoch = step // self.steps_per_epoch - 1
     n = max(meta["epoch_count"], 1)
     train_m = {k: v / n for k, v in meta["epoch_sums"].items()}
     meta["epoch_sums"], meta["epoch_count"] = {}, 0
-    val = self.evaluate(self.val, state.params, state.batch_stats)
+    vals = self.evaluate(self.val, state.params, state.batch_stats)
     log.write(step, epoch, "train_epoch", train_m)
+    improved = np.zeros((self.k,), bool)
+    for i, val in enumerate(vals):
+      if meta["stopped"][i]:
+        continue
+      prev = meta["best_val_loss"][i]
+      if prev is None or val["loss"] < prev - es.min_delta:
+        improved[i] = True
+        meta["best_val_loss"][i] = val["loss"]
+        meta["best_step"][i], meta["best_epoch"][i] = step, epoch
+        meta["bad_epochs"][i] = 0
+      else:
+        meta["bad_epochs"][i] += 1
+        if meta["bad_epochs"][i] >= es.patience:
+          meta["stopped"][i] = True
+    val = {k: float(np.mean([v[k] for v in vals])) for k in vals[0]}
     gap = train_m["accuracy"] - val.get("accuracy", 0.0)
     val["train_val_gap"] = gap
+    if self.k > 1:
+      val[f"{self.main_metric}_members"] = [v[self.main_metric] for v in vals]
+      val["loss_members"] = [v["loss"] for v in vals]
     log.write(step, epoch, "val", val)
-    prev = meta["best_val_loss"]
-    if prev is None or val["loss"] < prev - es.min_delta:
-      meta.update(best_val_loss=val["loss"], best_step=step, best_epoch=epoch,
-                  bad_epochs=0)
-      best = _snapshot(state)
-    else:
-      meta["bad_epochs"] += 1
-      if meta["bad_epochs"] >= es.patience:
-        meta["stopped_early"] = True
+    if improved.any():
+      best = self._select(jnp.asarray(improved), self._snapshot(state), best)
+    who = "" if self.k == 1 else f" (mean of {self.k} members)"
     msg = (f"epoch {epoch + 1}: train loss {train_m['loss']:.4f} acc "
            f"{train_m['accuracy']:.4f} | val loss {val['loss']:.4f} "
-           f"{self.main_metric} {val[self.main_metric]:.4f}")
+           f"{self.main_metric} {val[self.main_metric]:.4f}{who}")
     if self.task == "classification":
       if gap > self.config.gap_warning:
         msg += f"  WARNING: train/val accuracy gap {gap:.3f} (overfitting?)"
       elif gap > self.config.gap_notice:
         msg += f"  note: train/val accuracy gap {gap:.3f}"
-    if meta["stopped_early"]:
-      msg += (f"  early stop: no val-loss gain for {es.patience} epochs, "
-              f"best epoch {meta['best_epoch'] + 1}")
+    newly = [i for i in range(self.k) if meta["stopped"][i] and
+             meta["bad_epochs"][i] == es.patience]
+    for i in newly:
+      meta["bad_epochs"][i] += 1  # Reported once.
+      msg += (f"  early stop{'' if self.k == 1 else f' member {i}'}: no "
+              f"val-loss gain for {es.patience} epochs, best epoch "
+              f"{meta['best_epoch'][i] + 1}")
     if jax.process_index() == 0:
       bar.write(msg)
     return best
 
   def _finish(self, state, best, meta, ckpt):
-    """Restores the best weights, evaluates val/test once, writes results."""
+    """Restores the best weights, evaluates val/test once, writes results:
+    every member, every group of members (stage) by averaged logits, and the
+    stage that validation picks."""
     c = self.config
     if c.early_stopping.restore_best:
-      params, batch_stats = best["params"], best["batch_stats"]
-      state = state.replace(params=params, batch_stats=batch_stats)
-    else:
-      params, batch_stats = state.params, state.batch_stats
+      state = state.replace(params=best["params"],
+                            batch_stats=best["batch_stats"])
+    params, batch_stats = state.params, state.batch_stats
     try:
       test = pipeline.PaddedSplit(self.sources["test"], self.budgets, "test")
     except ValueError as e:
       raise UserError(str(e)) from e
+    tta = self.tta_step is not None
+    out = {s: self.predict(split, params, batch_stats, tta)
+           for s, split in (("val", self.val), ("test", test),
+                            ("train", self.train))}
+    labels = {"val": self.val.labels, "test": test.labels,
+              "train": self.train.labels}
+    member_results = []
+    for i in range(self.k):
+      r = {s: self._metrics(out[s][0][i], labels[s], out[s][1][i].mean())
+           for s in out}
+      r.update(seed=int(self.members["seed"][i]),
+               holdout_fold=int(self.members["fold"][i]),
+               mixup_alpha=float(self.members["alpha"][i]),
+               best_step=int(meta["best_step"][i]),
+               best_epoch=int(meta["best_epoch"][i]) + 1)
+      if r["holdout_fold"] >= 0:  # The k-fold estimate: its own fold only.
+        sel = self.train.arrays["fold"] == r["holdout_fold"]
+        r["holdout"] = self._metrics(out["train"][0][i][sel],
+                                     labels["train"][sel],
+                                     out["train"][1][i][sel].mean())
+      member_results.append(r)
+    groups = dict(self.groups)
+    if len(groups) > 1 or self.k > 1:
+      groups.setdefault("super_ensemble", tuple(range(self.k)))
+    stages = {}
+    for g, idx in groups.items():
+      stages[g] = {s: self._metrics(out[s][0][list(idx)].mean(0), labels[s],
+                                    out[s][1][list(idx)].mean())
+                   for s in ("val", "test", "train")}
+      stages[g]["members"] = list(idx)
+    best_stage = max(stages, key=lambda g: stages[g]["val"][self.main_metric])
+    chosen = stages[best_stage]
     results = {
-        "test": self.evaluate(test, params, batch_stats),
-        "val": self.evaluate(self.val, params, batch_stats),
-        "train": self.evaluate(self.train, params, batch_stats),
-        "best_step": int(meta["best_step"]),
-        "best_epoch": int(meta["best_epoch"]) + 1,
-        "epochs_run": int(state.step) // self.steps_per_epoch,
-        "stopped_early": bool(meta["stopped_early"]),
+        "test": chosen["test"], "val": chosen["val"], "train": chosen["train"],
+        "best_stage": best_stage,
+        "best_stage_rule": f"highest val {self.main_metric}",
+        "best_step": int(max(meta["best_step"])),
+        "best_epoch": int(max(meta["best_epoch"])) + 1,
+        "epochs_run": int(state.step[0]) // self.steps_per_epoch,
+        "stopped_early": bool(all(meta["stopped"])),
         "skipped_steps": int(meta["skipped_steps"]),
         "train_time_s": round(meta["train_time_s"], 2),
         "compile_s": round(meta.get("compile_s", 0.0), 2),
         "samples_per_s": round(meta["samples_seen"] /
                                max(meta["train_time_s"], 1e-9), 1),
+        "members_trained": self.k,
+        "tta_passes": c.tta.passes if tta else 0,
         "devices": jax.device_count(),
         "processes": jax.process_count(),
     }
     if self.task == "classification":
       results["train_val_gap"] = (results["train"]["accuracy"] -
                                   results["val"]["accuracy"])
+    results["stages"] = stages
+    results["members"] = member_results
+    ckpt.save(int(state.step[0]) + 1, state, best, {**meta, "final": True})
     if jax.process_index() == 0:
-      ckpt.save(int(state.step) + 1, state, best, {**meta, "final": True})
       tmp = os.path.join(self.workdir, "results.json.tmp")
       with open(tmp, "w") as f:
         json.dump(_finite(results), f, indent=2)
       os.replace(tmp, os.path.join(self.workdir, "results.json"))
       logs.plot_curves(self.workdir, self.main_metric)
-    else:
-      ckpt.save(int(state.step) + 1, state, best, {**meta, "final": True})
     return results
-
-
-def _snapshot(state):
-  """A copy of the weights: the train step donates (frees) the state's."""
-  return jax.tree.map(lambda x: x.copy(), {"params": state.params,
-                                           "batch_stats": state.batch_stats})
 
 
 def _finite(tree):
