@@ -55,7 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))
 
   c.loss = ml_collections.ConfigDict(dict(
-      name="focal", gamma=2.0, label_smoothing=0.0, diversity_weight=0.1))
+      name="focal", gamma=2.0, label_smoothing=0.0, diversity_weight=0.1,
+      diversity_mode="normalized"))
   c.optimizer = ml_collections.ConfigDict(dict(
       weight_decay=1e-4, b1=0.9, b2=0.999, eps=1e-8, grad_clip=1.0,
       skip_nonfinite=True, max_nonfinite=10))

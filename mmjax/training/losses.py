@@ -33,12 +33,26 @@ def cross_entropy(logits, targets):
   return optax.softmax_cross_entropy(logits, targets)
 
 
-def feature_diversity(features, mask):
+def feature_diversity(features, mask, mode="seed"):
   """-log(mean over features of the per-feature std over the batch + 1e-8).
 
   Seed 000's regulariser against feature collapse; the std is the unbiased
   one (torch.std), computed over the real samples only. features [B, F].
+
+  mode="seed" is the seed's formula verbatim. It has no lower bound: the
+  model lowers it by scaling its features up, without limit (measured: the
+  fused features' std reached e^13 and accuracy fell; README). mode=
+  "normalized" first standardises each sample's feature vector (zero mean,
+  unit variance over F), so only differences between samples count:
+  collapse (all samples alike) is still penalised, scale is not rewarded.
   """
+  if mode == "normalized":
+    mu = features.mean(-1, keepdims=True)
+    features = (features - mu) * jax.lax.rsqrt(
+        features.var(-1, keepdims=True) + 1e-6)
+  elif mode != "seed":
+    raise ValueError(f"loss.diversity_mode: unknown '{mode}' "
+                     "(known: seed, normalized)")
   m = mask.astype(features.dtype)[:, None]
   n = jnp.maximum(m.sum(), 2.0)
   mean = (features * m).sum(0) / n
@@ -46,4 +60,5 @@ def feature_diversity(features, mask):
   return -jnp.log(jnp.sqrt(var).mean() + 1e-8)
 
 
+DIVERSITY_MODES = ("seed", "normalized")
 PER_SAMPLE = {"focal": focal_loss, "cross_entropy": cross_entropy}

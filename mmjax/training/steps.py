@@ -87,7 +87,8 @@ def _objective(loss_cfg, num_classes):
     parts = {"loss": main}
     total = main
     if w:
-      div = losses.feature_diversity(out["features"], mask)
+      div = losses.feature_diversity(out["features"], mask,
+                                     loss_cfg.get("diversity_mode", "seed"))
       parts["diversity"] = div
       total = total + w * div
     return total, parts

@@ -174,6 +174,10 @@ class Trainer:
       if config.loss.name not in losses.PER_SAMPLE:
         raise ValueError(f"loss.name: unknown loss '{config.loss.name}' "
                          f"(known: {', '.join(losses.PER_SAMPLE)})")
+      if config.loss.get("diversity_mode", "seed") not in losses.DIVERSITY_MODES:
+        raise ValueError(
+            f"loss.diversity_mode: unknown '{config.loss.diversity_mode}' "
+            f"(known: {', '.join(losses.DIVERSITY_MODES)})")
     except ValueError as e:
       raise UserError(str(e)) from e
     self.members, self.groups = member_table(config)
