@@ -130,6 +130,13 @@ def main(argv):
   workdir = _WORKDIR.value or _default_workdir()
   try:
     config = _loaded_config()
+    if config.get("driver") == "ablation":
+      from mmjax.drivers import ablation  # pylint: disable=g-import-not-at-top
+      summary = ablation.run(config, workdir)
+      print(open(os.path.join(workdir, "ablation.md")).read())
+      print(f"ablation: {os.path.join(workdir, 'ablation.md')}")
+      del summary
+      return
     results, done_before = trainer.train_and_evaluate(config, workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -27,6 +27,8 @@ from configs import optimized
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  if arg in ("ablation", "ablation_smoke"):
+    return _ablation_config(arg)
   c = optimized.get_config()
   c.num_epochs = 50
   c.learning_rate = 2e-4
@@ -81,5 +83,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.tta.passes = 2
   elif arg:
     raise ValueError(f"configs/extreme_boost.py: unknown variant '{arg}' "
-                     "(known: smoke)")
+                     "(known: smoke, ablation, ablation_smoke)")
+  return c
+
+
+def _ablation_config(arg):
+  """`:ablation`: the seed's gain table measured (mmjax/drivers/ablation.py).
+
+  The baseline is `optimized`; each variant adds one technique, over
+  `ablation.seeds` seeds trained as vmapped members. The study's scale
+  (epochs, training subset) is set here and reported beside the table.
+  """
+  c = optimized.get_config("smoke" if arg == "ablation_smoke" else None)
+  c.driver = "ablation"
+  c.ablation = ml_collections.ConfigDict(dict(
+      seeds=5,
+      variants=("capacity", "cross_modal", "cyclic_lr", "mixup", "tta",
+                "kfold", "ensemble", "full_recipe"),
+  ))
+  c.num_epochs = 12
+  c.dataset.max_train = 4000
+  if arg == "ablation_smoke":
+    c.ablation.seeds = 2
+    c.ablation.variants = ("mixup", "tta", "kfold")
+    c.num_epochs = 2
+    c.dataset.max_train = 0
   return c

@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       path="",               # cif_folder: folder with *.cif and labels.csv
       cutoff=4.0,            # cif_folder: neighbour cutoff, Angstrom
       split_seed=0,
+      max_train=0,           # > 0: train on a fixed random subset this big
       budgets=dict(crystal=dict(nodes=32, edges=384),
                    kspace=dict(nodes=64, edges=256)),
   ))

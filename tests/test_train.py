@@ -168,3 +168,39 @@ def test_workdir_check_happens_first(tmp_path):
   blocker.write_text("x")
   with pytest.raises(UserError, match="cannot write"):
     trainer_lib.prepare_workdir(str(blocker / "sub"))
+
+
+def test_full_disk_stops_before_training(tmp_path, monkeypatch):
+  config = get_config("smoke")
+  trainer_lib.prepare_workdir(str(tmp_path))
+  trainer_lib.write_or_check_config(config, str(tmp_path))
+  trainer = trainer_lib.Trainer(config, str(tmp_path))
+  usage = trainer_lib.shutil.disk_usage(str(tmp_path))
+  monkeypatch.setattr(trainer_lib.shutil, "disk_usage",
+                      lambda p: usage._replace(free=10 << 20))
+  with pytest.raises(UserError, match="MiB free"):
+    trainer.run()
+  assert not (tmp_path / "metrics.jsonl").exists()
+  assert (tmp_path / "config.json").exists()
+
+
+def test_failed_checkpoint_write_is_one_line_and_keeps_the_last(
+    tmp_path, monkeypatch):
+  config = get_config("smoke")
+  trainer_lib.prepare_workdir(str(tmp_path))
+  trainer_lib.write_or_check_config(config, str(tmp_path))
+  trainer = trainer_lib.Trainer(config, str(tmp_path))
+  ckpt = trainer_lib.Checkpointer(str(tmp_path))
+  state = trainer.init_state
+  best = {"params": state.params, "batch_stats": state.batch_stats}
+  ckpt.save(1, state, best, {"ok": True})
+
+  def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(ckpt.manager, "save", disk_full)
+  with pytest.raises(UserError) as err:
+    ckpt.save(2, state, best, {"ok": True})
+  msg = str(err.value)
+  assert "cannot write checkpoint 2" in msg and "No space left" in msg
+  assert "checkpoint (1) is kept" in msg and "\n" not in msg
+  assert _checkpoint_steps(tmp_path) == [1]

@@ -10,6 +10,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from mmjax.errors import UserError
+
 
 class Checkpointer:
   """Saves and restores {state, best, meta} under `<workdir>/checkpoints`."""
@@ -26,13 +28,22 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step, state, best, meta):
-    self.manager.save(
-        int(step),
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                best=ocp.args.StandardSave(best),
-                                meta=ocp.args.JsonSave(meta)),
-        force=True)
-    self.manager.wait_until_finished()
+    """Writes checkpoint `step`; a failed write (full disk, lost
+    permissions) raises UserError and leaves the last complete one."""
+    try:
+      self.manager.save(
+          int(step),
+          args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                  best=ocp.args.StandardSave(best),
+                                  meta=ocp.args.JsonSave(meta)),
+          force=True)
+      self.manager.wait_until_finished()
+    except (OSError, RuntimeError, ValueError) as e:
+      first = (str(e).strip().splitlines() or [""])[0][:200]
+      raise UserError(
+          f"{self.directory}: cannot write checkpoint {step} "
+          f"({type(e).__name__}: {first}); the last complete checkpoint "
+          f"({self.latest_step()}) is kept") from e
 
   def restore(self, step, state_like, best_like):
     """Restores into the structure (and shardings) of the given templates."""

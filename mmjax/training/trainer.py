@@ -10,6 +10,7 @@ exactly the parameters of an uninterrupted run.
 import json
 import math
 import os
+import shutil
 import signal
 import time
 
@@ -194,6 +195,13 @@ class Trainer:
       self.val = pipeline.PaddedSplit(self.sources["val"], budgets, "val")
     except ValueError as e:
       raise UserError(str(e)) from e
+    max_train = config.dataset.get("max_train", 0)
+    if max_train and max_train < self.train.size:  # Smaller studies.
+      keep = np.sort(np.random.default_rng(
+          [config.dataset.split_seed, 0x5B5E7]).permutation(
+              self.train.size)[:max_train])
+      self.train.arrays = {k: v[keep] for k, v in self.train.arrays.items()}
+      self.train.size = max_train
     if (self.members["fold"] >= 0).any():
       self.train.arrays["fold"] = assign_folds(
           self.train.labels, config.kfold.num_folds, config.dataset.split_seed)
@@ -302,6 +310,7 @@ class Trainer:
             f"{ckpt.directory}: checkpoint {resume} does not fit this config's "
             f"model ({type(e).__name__}: {first[:200]})") from e
       logging.info("Resuming from step %d", resume)
+    self._check_disk_space(state, best)
     log = logs.MetricsLog(self.workdir, resume,
                           enabled=jax.process_index() == 0)
     step = int(state.step[0])
@@ -349,6 +358,20 @@ class Trainer:
     results = self._finish(state, best, meta, ckpt)
     ckpt.close()
     return results
+
+  def _check_disk_space(self, state, best):
+    """Stops before training if the workdir's disk cannot hold checkpoints:
+    two kept plus one being written, each holding the state and the best
+    weights."""
+    size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(
+        (state, best)))
+    need = 3 * size + (64 << 20)  # + logs, results, plots
+    free = shutil.disk_usage(self.workdir).free
+    if free < need:
+      raise UserError(
+          f"--workdir {self.workdir}: {free / 2**20:.0f} MiB free on its "
+          f"disk, checkpoints of this run need about {need / 2**20:.0f} MiB; "
+          "free some space or use another --workdir")
 
   def _flush(self, pending, meta, log, step, bar):
     """Brings the pending step metrics to the host, logs them, guards NaNs.
@@ -452,6 +475,8 @@ class Trainer:
                             ("train", self.train))}
     labels = {"val": self.val.labels, "test": test.labels,
               "train": self.train.labels}
+    # With TTA, the plain test predictions too, so its gain can be measured.
+    plain = self.predict(test, params, batch_stats, False) if tta else None
     member_results = []
     for i in range(self.k):
       r = {s: self._metrics(out[s][0][i], labels[s], out[s][1][i].mean())
@@ -461,6 +486,9 @@ class Trainer:
                mixup_alpha=float(self.members["alpha"][i]),
                best_step=int(meta["best_step"][i]),
                best_epoch=int(meta["best_epoch"][i]) + 1)
+      if plain is not None:
+        r["test_no_tta"] = self._metrics(plain[0][i], labels["test"],
+                                         plain[1][i].mean())
       if r["holdout_fold"] >= 0:  # The k-fold estimate: its own fold only.
         sel = self.train.arrays["fold"] == r["holdout_fold"]
         r["holdout"] = self._metrics(out["train"][0][i][sel],
@@ -476,6 +504,10 @@ class Trainer:
                                     out[s][1][list(idx)].mean())
                    for s in ("val", "test", "train")}
       stages[g]["members"] = list(idx)
+      if plain is not None:
+        stages[g]["test_no_tta"] = self._metrics(
+            plain[0][list(idx)].mean(0), labels["test"],
+            plain[1][list(idx)].mean())
     best_stage = max(stages, key=lambda g: stages[g]["val"][self.main_metric])
     chosen = stages[best_stage]
     results = {

@@ -1,0 +1,1 @@
+"""Multi-run procedures built on the one trainer (ablations, ...)."""
