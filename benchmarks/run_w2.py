@@ -18,22 +18,16 @@ table is printed:
             step time of the same run (< 1 = mmjax faster; its inverse is the
             speed-up).
 Device detection, timing rules and the memory label are those of run_w1.py
-(whose has_gpu and fmt_mem are reused).
+(both use has_gpu, fmt_mem and the subprocess loop of benchmarks/common.py).
 """
 
-import argparse
-import datetime
-import json
 import os
-import subprocess
 import sys
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run_w1 import fmt_mem, has_gpu  # pylint: disable=g-import-not-at-top
+from common import (fmt_mem, run_variants,  # pylint: disable=g-import-not-at-top
+                    runner_parser, runner_plan)
 
 TORCH_VARIANTS = ("loop", "loop-compile", "vmap", "vmap-compile")
 LABELS = {"loop": "loop of K models, eager",
@@ -95,77 +89,23 @@ def table(rows):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--python", default=sys.executable)
-  p.add_argument("--gpu", choices=("auto", "yes", "no"), default="auto")
-  p.add_argument("--members", default="1,5")
-  p.add_argument("--steps", type=int, default=0,
-                 help="timed steps per variant (default: 10 CPU, 50 GPU)")
-  p.add_argument("--warmup", type=int, default=0,
-                 help="untimed steps after the first (default: 1 CPU, 10 GPU)")
-  p.add_argument("--timeout", type=int, default=0,
-                 help="seconds per variant (default: 240 CPU, 600 GPU)")
-  p.add_argument("--only", default="",
-                 help="comma-separated substrings of '<impl> <variant> K=<k>'"
-                      "; run matching rows only")
-  p.add_argument("--out", default="")
+  p = runner_parser(
+      __doc__, 10, 1, 0, "seconds per variant (default: 240 CPU, 600 GPU)",
+      "comma-separated substrings of '<impl> <variant> K=<k>'; run matching "
+      "rows only", extra=[("--members", {"default": "1,5"})])
   args = p.parse_args(argv)
 
-  if args.gpu == "auto":
-    torch_gpu, jax_gpu = has_gpu(args.python)
-  else:
-    torch_gpu = jax_gpu = args.gpu == "yes"
-  gpu = torch_gpu or jax_gpu
-  steps = args.steps or (50 if gpu else 10)
-  warmup = args.warmup or (10 if gpu else 1)
+  _, _, gpu, steps, warmup, out = runner_plan(args, "w2", 10, 1)
   timeout = args.timeout or (600 if gpu else 240)
-  out = args.out or os.path.join(
-      HERE, "results",
-      f"w2_{datetime.date.today().isoformat()}_{'gpu' if gpu else 'cpu'}"
-      ".jsonl")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-
-  env = dict(os.environ)
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  run_id = datetime.datetime.now().isoformat(timespec="seconds")
   members = [int(x) for x in args.members.split(",")]
-  rows = []
-  for impl, var, k, cmd in variants(members):
-    name = f"{impl} {var} K={k}"
-    if args.only and not any(s in name for s in args.only.split(",")):
-      continue
-    full = [args.python, os.path.join(HERE, cmd[0])] + cmd[1:] + [
-        "--steps", str(steps), "--warmup", str(warmup)]
-    print(f"== {name}: {' '.join(full[1:])}", file=sys.stderr, flush=True)
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    res = None
-    try:
-      proc = subprocess.run(full, capture_output=True, text=True, env=env,
-                            cwd=ROOT, timeout=timeout)
-      for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-          res = json.loads(line[len("RESULT "):])
-      if res is None:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        res = {"error": f"exit {proc.returncode}: {tail}"}
-      elif res.get("error"):
-        sys.stderr.write(proc.stderr[-3000:])
-    except subprocess.TimeoutExpired:
-      res = {"error": f"timed out after {timeout} s"}
-    res.setdefault("impl", impl)
-    res.setdefault("precision", "fp32")
-    res.setdefault("members", k)
-    res.update({"workload": "W2", "row_variant": var, "run_id": run_id,
-                "wall_s": time.perf_counter() - t0,
-                "loadavg_1min_before": load0,
-                "loadavg_1min_after": os.getloadavg()[0],
-                "command": " ".join(["python"] + full[1:])})
-    rows.append(res)
-    with open(out, "a") as f:
-      f.write(json.dumps(res) + "\n")
-    print(f"   -> {res.get('median_step_ms', res.get('error'))} ms "
-          f"({res['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+  run_id, rows = run_variants(
+      [(f"{impl} {var} K={k}", cmd,
+        {"impl": impl, "precision": "fp32", "members": k},
+        {"workload": "W2", "row_variant": var})
+       for impl, var, k, cmd in variants(members)],
+      args.python, args.only, steps, warmup, timeout, out,
+      lambda res: (f"{res.get('median_step_ms', res.get('error'))} ms "
+                   f"({res['wall_s']:.0f} s)"))
 
   print(f"\nW2 run {run_id}; {steps} timed steps, {warmup} warm-up; "
         f"results appended to {out}\n")

@@ -16,10 +16,7 @@ Prints one JSON line prefixed with 'RESULT ' (and appends it to --out).
 """
 
 import argparse
-import json
 import os
-import resource
-import statistics
 import sys
 import time
 
@@ -33,21 +30,9 @@ from configs.optimized import get_config
 from mmjax.models.multimodal import build_model
 from mmjax.training.optim import build_optimizer
 from mmjax.training.steps import create_state, make_train_step
+from common import (add_step_args, emit_result, jax_info, peak_memory,
+                    step_stats, time_steps)
 import w1_data
-
-
-def peak_memory():
-  dev = jax.devices()[0]
-  if dev.platform != "cpu":
-    try:
-      stats = dev.memory_stats() or {}
-      if "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"], "device peak_bytes_in_use"
-    except Exception:  # pylint: disable=broad-except
-      pass
-  # Linux: ru_maxrss in KiB.
-  return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-          "process max RSS (CPU)")
 
 
 def main(argv=None):
@@ -57,12 +42,7 @@ def main(argv=None):
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="config.model.dtype (bfloat16: params fp32, "
                       "activations bf16)")
-  p.add_argument("--steps", type=int, default=30, help="timed steps")
-  p.add_argument("--warmup", type=int, default=5,
-                 help="untimed steps after the compiling first call")
-  p.add_argument("--steps_per_epoch", type=int, default=100,
-                 help="only shapes the lr schedule; no effect on cost")
-  p.add_argument("--out", default="", help="append the JSON line here")
+  add_step_args(p, "the compiling first call", steps_per_epoch=True)
   args = p.parse_args(argv)
 
   config = get_config()
@@ -92,36 +72,24 @@ def main(argv=None):
                                    num_classes, config.seed),
                    donate_argnums=0)
 
-    t0 = time.perf_counter()
-    state, metrics = step(state, batch)
-    jax.block_until_ready((state, metrics))
-    compile_s = time.perf_counter() - t0
+    carry = {"state": state}  # the step donates it: hold no other reference
+    del state
 
-    t0 = time.perf_counter()
-    for _ in range(args.warmup):
-      state, metrics = step(state, batch)
-    jax.block_until_ready((state, metrics))
-    warmup_s = time.perf_counter() - t0
+    def run_step():
+      carry["state"], metrics = step(carry["state"], batch)
+      return carry["state"], metrics
 
-    times = []
-    for _ in range(args.steps):
-      t0 = time.perf_counter()
-      state, metrics = step(state, batch)
-      jax.block_until_ready((state, metrics))
-      times.append(time.perf_counter() - t0)
+    compile_s, warmup_s, times, (state, metrics) = time_steps(
+        run_step, jax.block_until_ready, args.warmup, args.steps)
 
-  med = statistics.median(times)
   mem, mem_kind = peak_memory()
-  dev = jax.devices()[0]
+  device, versions = jax_info()
   res = {
       "workload": "W1",
       "impl": "mmjax",
       "precision": precision,
       "variant": f"jit, aggregation={args.aggregation}",
-      "samples_per_s": w1_data.BATCH / med,
-      "median_step_ms": med * 1e3,
-      "min_step_ms": min(times) * 1e3,
-      "timed_steps": len(times),
+      **step_stats(times, w1_data.BATCH),
       "peak_mem_bytes": mem,
       "peak_mem_kind": mem_kind,
       "compile_s": compile_s,
@@ -132,16 +100,10 @@ def main(argv=None):
       "final_loss": float(metrics["loss"]),
       "skipped_last": float(metrics["skipped"]),
       "n_params": int(n_params),
-      "device": f"{dev.platform}: {dev.device_kind}",
-      "versions": {"jax": jax.__version__,
-                   "flax": __import__("flax").__version__,
-                   "optax": __import__("optax").__version__},
+      "device": device,
+      "versions": versions,
   }
-  line = json.dumps(res)
-  print("RESULT " + line, flush=True)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  emit_result(res, args.out)
 
 
 if __name__ == "__main__":

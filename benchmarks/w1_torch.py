@@ -26,13 +26,9 @@ failure (e.g. torch.compile on this machine) is reported in the line's
 """
 
 import argparse
-import json
 import os
-import resource
-import statistics
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,6 +38,8 @@ import torch.nn.functional as F
 import torch_geometric
 from torch_geometric.nn import GCNConv, global_max_pool, global_mean_pool
 
+from common import (add_step_args, emit_result, peak_memory, run_guarded,
+                    step_stats, time_steps, torch_setup)
 import w1_data
 
 
@@ -114,39 +112,28 @@ def objective(model, data, gamma=2.0, diversity_weight=0.1):
   return focal + diversity_weight * div
 
 
-def peak_memory(device):
-  if device.type == "cuda":
-    return torch.cuda.max_memory_allocated(device), \
-        "torch.cuda.max_memory_allocated"
-  return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-          "process max RSS (CPU)")
-
-
 def sync(device):
   if device.type == "cuda":
     torch.cuda.synchronize(device)
 
 
+def load_batch(device):
+  """benchmarks/w1_data.py's batch as PyG tensors on `device`: (the model's
+  inputs, label)."""
+  g = w1_data.to_pyg(w1_data.make_batch())
+  t = {n: torch.from_numpy(v).to(device) for n, v in g.items()}
+  inputs = (t["crystal_x"], t["crystal_edge_index"], t["crystal_batch"],
+            t["kspace_x"], t["kspace_edge_index"], t["kspace_batch"],
+            t["scalar"], t["decomp"], t["modality_mask"])
+  return inputs, t["label"]
+
+
 def run(args, res):
-  device = torch.device(args.device if args.device else
-                        ("cuda" if torch.cuda.is_available() else "cpu"))
-  # fp32 = IEEE fp32: no TF32 anywhere.
-  torch.backends.cuda.matmul.allow_tf32 = False
-  torch.backends.cudnn.allow_tf32 = False
-  torch.set_float32_matmul_precision("highest")
-  torch.manual_seed(0)
-  res["device"] = (f"cuda: {torch.cuda.get_device_name(device)}"
-                   if device.type == "cuda" else
-                   f"cpu: {torch.get_num_threads()} threads")
+  device = torch_setup(args.device, res)  # fp32 = IEEE fp32: no TF32.
 
   t0 = time.perf_counter()
-  g = w1_data.to_pyg(w1_data.make_batch())
-  t = {k: torch.from_numpy(v).to(device) for k, v in g.items()}
-  data = {"inputs": (t["crystal_x"], t["crystal_edge_index"],
-                     t["crystal_batch"], t["kspace_x"],
-                     t["kspace_edge_index"], t["kspace_batch"], t["scalar"],
-                     t["decomp"], t["modality_mask"]),
-          "label": t["label"]}
+  inputs, label = load_batch(device)
+  data = {"inputs": inputs, "label": label}
   sync(device)
   res["data_s"] = time.perf_counter() - t0
 
@@ -175,29 +162,12 @@ def run(args, res):
 
   if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-  t0 = time.perf_counter()
-  loss = step()
-  sync(device)
-  res["compile_s"] = time.perf_counter() - t0
-  res["compile_note"] = ("first step incl. torch.compile (fwd+bwd)"
-                         if args.variant == "compile" else
-                         "first (eager warm-up) step")
-  t0 = time.perf_counter()
-  for _ in range(args.warmup):
-    loss = step()
-  sync(device)
-  res["warmup_steps_s"] = time.perf_counter() - t0
-
-  times = []
-  for _ in range(args.steps):
-    t0 = time.perf_counter()
-    loss = step()
-    sync(device)
-    times.append(time.perf_counter() - t0)
-  med = statistics.median(times)
-  res.update({"samples_per_s": w1_data.BATCH / med,
-              "median_step_ms": med * 1e3, "min_step_ms": min(times) * 1e3,
-              "timed_steps": len(times), "final_loss": float(loss.detach())})
+  _, _, times, loss = time_steps(
+      step, lambda _: sync(device), args.warmup, args.steps, res,
+      "first step incl. torch.compile (fwd+bwd)"
+      if args.variant == "compile" else "first (eager warm-up) step")
+  res.update(step_stats(times, w1_data.BATCH))
+  res["final_loss"] = float(loss.detach())
   res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
 
 
@@ -209,10 +179,7 @@ def main(argv=None):
   p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
   p.add_argument("--adamw", choices=("auto", "fused", "foreach"),
                  default="auto", help="auto: fused on CUDA, foreach on CPU")
-  p.add_argument("--steps", type=int, default=30, help="timed steps")
-  p.add_argument("--warmup", type=int, default=5,
-                 help="untimed steps after the first one")
-  p.add_argument("--out", default="", help="append the JSON line here")
+  add_step_args(p, "the first one")
   args = p.parse_args(argv)
 
   res = {"workload": "W1", "impl": "pytorch+pyg",
@@ -220,18 +187,8 @@ def main(argv=None):
          "variant": "torch.compile" if args.variant == "compile" else "eager",
          "versions": {"torch": torch.__version__,
                       "torch_geometric": torch_geometric.__version__}}
-  try:
-    run(args, res)
-  except Exception as e:  # pylint: disable=broad-except
-    traceback.print_exc()
-    msg = f"{type(e).__name__}: {e}".strip().splitlines()
-    res["error"] = msg[0][:400] if msg else type(e).__name__
-    res.setdefault("peak_mem_bytes", None)
-  line = json.dumps(res)
-  print("RESULT " + line, flush=True)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  run_guarded(run, args, res)
+  emit_result(res, args.out)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ device once. fp32: everything runs under jax.default_matmul_precision
 ("highest").
 
 samples/s counts K * 64 samples per step. Timing, peak memory and the JSON
-line follow benchmarks/w1_mmjax.py (whose `peak_memory` is reused).
+line follow benchmarks/w1_mmjax.py (both use benchmarks/common.py).
 """
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import time
 
@@ -37,8 +35,9 @@ from configs.extreme_boost import get_config
 from mmjax.models.multimodal import build_model
 from mmjax.training.optim import build_optimizer
 from mmjax.training.steps import create_state, make_ensemble_train_step
+from common import (add_step_args, emit_result, jax_info, peak_memory,
+                    step_stats, time_steps)
 import w1_data
-from w1_mmjax import peak_memory
 
 
 def member_table(config, k, alpha):
@@ -54,12 +53,7 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--members", type=int, default=5, help="K")
   p.add_argument("--alpha", type=float, default=0.2, help="mixup alpha")
-  p.add_argument("--steps", type=int, default=30, help="timed steps")
-  p.add_argument("--warmup", type=int, default=5,
-                 help="untimed steps after the compiling first call")
-  p.add_argument("--steps_per_epoch", type=int, default=100,
-                 help="only shapes the lr schedule; no effect on cost")
-  p.add_argument("--out", default="", help="append the JSON line here")
+  add_step_args(p, "the compiling first call", steps_per_epoch=True)
   args = p.parse_args(argv)
   k = args.members
 
@@ -92,48 +86,30 @@ def main(argv=None):
                                             num_classes, mixup=True),
                    donate_argnums=0)
 
-    t0 = time.perf_counter()
-    states, metrics = step(states, batch, members)
-    jax.block_until_ready((states, metrics))
-    res["compile_s"] = time.perf_counter() - t0
-    res["compile_note"] = "first call: trace + XLA compile + 1 step"
+    carry = {"states": states}  # the step donates it: hold no other reference
+    del states
 
-    t0 = time.perf_counter()
-    for _ in range(args.warmup):
-      states, metrics = step(states, batch, members)
-    jax.block_until_ready((states, metrics))
-    res["warmup_steps_s"] = time.perf_counter() - t0
+    def run_step():
+      carry["states"], metrics = step(carry["states"], batch, members)
+      return carry["states"], metrics
 
-    times = []
-    for _ in range(args.steps):
-      t0 = time.perf_counter()
-      states, metrics = step(states, batch, members)
-      jax.block_until_ready((states, metrics))
-      times.append(time.perf_counter() - t0)
+    _, _, times, (states, metrics) = time_steps(
+        run_step, jax.block_until_ready, args.warmup, args.steps, res,
+        "first call: trace + XLA compile + 1 step")
 
-  med = statistics.median(times)
   mem, mem_kind = peak_memory()
-  dev = jax.devices()[0]
+  device, versions = jax_info()
   res.update({
-      "samples_per_s": k * w1_data.BATCH / med,
-      "median_step_ms": med * 1e3,
-      "min_step_ms": min(times) * 1e3,
-      "timed_steps": len(times),
+      **step_stats(times, k * w1_data.BATCH),
       "peak_mem_bytes": mem,
       "peak_mem_kind": mem_kind,
       "final_loss_members": [float(x) for x in metrics["loss"]],
       "skipped_last": float(metrics["skipped"].sum()),
-      "device": f"{dev.platform}: {dev.device_kind}",
+      "device": device,
       "loadavg_1min_end": os.getloadavg()[0],
-      "versions": {"jax": jax.__version__,
-                   "flax": __import__("flax").__version__,
-                   "optax": __import__("optax").__version__},
+      "versions": versions,
   })
-  line = json.dumps(res)
-  print("RESULT " + line, flush=True)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  emit_result(res, args.out)
 
 
 if __name__ == "__main__":

@@ -41,17 +41,15 @@ A variant that fails keeps its row: the 'error' field of the JSON line holds
 the exception's first line.
 
 The batch, timing, device handling, TF32-off and peak memory follow
-benchmarks/w1_torch.py (its GCNEncoder, mlp, peak_memory and sync are reused).
+benchmarks/w1_torch.py (its GCNEncoder, mlp, load_batch and sync are reused;
+timing, memory and the JSON line come from benchmarks/common.py, as there).
 """
 
 import argparse
 import copy
-import json
 import os
-import statistics
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,8 +58,10 @@ from torch import nn
 import torch.nn.functional as F
 import torch_geometric
 
+from common import (add_step_args, emit_result, peak_memory, run_guarded,
+                    step_stats, time_steps, torch_setup)
 import w1_data
-from w1_torch import GCNEncoder, mlp, peak_memory, sync
+from w1_torch import GCNEncoder, load_batch, mlp, sync
 
 WIDTH, HEADS, NUM_CLASSES = 512, 8, 2
 SMOOTHING, ALPHA = 0.2, 0.2
@@ -126,15 +126,6 @@ def mixup_draw(k, b, device, gen):
   lam = torch.distributions.Beta(ALPHA, ALPHA).sample((k,))
   perm = torch.stack([torch.randperm(b, generator=gen) for _ in range(k)])
   return perm.to(device), lam.to(device)
-
-
-def load_batch(device):
-  g = w1_data.to_pyg(w1_data.make_batch())
-  t = {n: torch.from_numpy(v).to(device) for n, v in g.items()}
-  inputs = (t["crystal_x"], t["crystal_edge_index"], t["crystal_batch"],
-            t["kspace_x"], t["kspace_edge_index"], t["kspace_batch"],
-            t["scalar"], t["decomp"], t["modality_mask"])
-  return inputs, t["label"]
 
 
 def build_loop(args, device, k, inputs, label):
@@ -208,15 +199,7 @@ def build_vmap(args, device, k, inputs, label):
 
 
 def run(args, res):
-  device = torch.device(args.device if args.device else
-                        ("cuda" if torch.cuda.is_available() else "cpu"))
-  torch.backends.cuda.matmul.allow_tf32 = False
-  torch.backends.cudnn.allow_tf32 = False
-  torch.set_float32_matmul_precision("highest")
-  torch.manual_seed(0)
-  res["device"] = (f"cuda: {torch.cuda.get_device_name(device)}"
-                   if device.type == "cuda" else
-                   f"cpu: {torch.get_num_threads()} threads")
+  device = torch_setup(args.device, res)
   t0 = time.perf_counter()
   inputs, label = load_batch(device)
   sync(device)
@@ -229,30 +212,12 @@ def run(args, res):
 
   if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-  t0 = time.perf_counter()
-  losses = step()
-  sync(device)
-  res["compile_s"] = time.perf_counter() - t0
-  res["compile_note"] = ("first step incl. torch.compile (fwd+bwd)"
-                         if "compile" in args.variant else
-                         "first (eager warm-up) step")
-  t0 = time.perf_counter()
-  for _ in range(args.warmup):
-    losses = step()
-  sync(device)
-  res["warmup_steps_s"] = time.perf_counter() - t0
-
-  times = []
-  for _ in range(args.steps):
-    t0 = time.perf_counter()
-    losses = step()
-    sync(device)
-    times.append(time.perf_counter() - t0)
-  med = statistics.median(times)
-  res.update({"samples_per_s": k * w1_data.BATCH / med,
-              "median_step_ms": med * 1e3, "min_step_ms": min(times) * 1e3,
-              "timed_steps": len(times),
-              "final_loss_members": [float(x) for x in losses]})
+  _, _, times, losses = time_steps(
+      step, lambda _: sync(device), args.warmup, args.steps, res,
+      "first step incl. torch.compile (fwd+bwd)"
+      if "compile" in args.variant else "first (eager warm-up) step")
+  res.update(step_stats(times, k * w1_data.BATCH))
+  res["final_loss_members"] = [float(x) for x in losses]
   res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
 
 
@@ -262,10 +227,7 @@ def main(argv=None):
                  choices=("loop", "loop-compile", "vmap", "vmap-compile"))
   p.add_argument("--members", type=int, default=5, help="K")
   p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
-  p.add_argument("--steps", type=int, default=30, help="timed steps")
-  p.add_argument("--warmup", type=int, default=5,
-                 help="untimed steps after the first one")
-  p.add_argument("--out", default="", help="append the JSON line here")
+  add_step_args(p, "the first one")
   args = p.parse_args(argv)
 
   res = {"workload": "W2", "impl": "pytorch+pyg", "precision": "fp32",
@@ -273,19 +235,9 @@ def main(argv=None):
          "loadavg_1min_start": os.getloadavg()[0],
          "versions": {"torch": torch.__version__,
                       "torch_geometric": torch_geometric.__version__}}
-  try:
-    run(args, res)
-  except Exception as e:  # pylint: disable=broad-except
-    traceback.print_exc()
-    msg = f"{type(e).__name__}: {e}".strip().splitlines()
-    res["error"] = msg[0][:400] if msg else type(e).__name__
-    res.setdefault("peak_mem_bytes", None)
+  run_guarded(run, args, res)
   res["loadavg_1min_end"] = os.getloadavg()[0]
-  line = json.dumps(res)
-  print("RESULT " + line, flush=True)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  emit_result(res, args.out)
 
 
 if __name__ == "__main__":
