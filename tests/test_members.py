@@ -76,3 +76,22 @@ def test_members_config_errors():
   config.members.holdout_fold = (0, 7)
   with pytest.raises(trainer_lib.UserError, match="holdout_fold"):
     trainer_lib.member_table(config)
+
+
+def test_max_train_keeps_a_fixed_subset(tmp_path):
+  config = get_config("smoke")
+  config.dataset.max_train = 100
+  trainer_lib.prepare_workdir(str(tmp_path))
+  a = trainer_lib.Trainer(config, str(tmp_path))
+  b = trainer_lib.Trainer(config, str(tmp_path))
+  assert a.train.size == 100 and a.steps_per_epoch == 100 // config.batch_size
+  assert all(len(v) == 100 for v in a.train.arrays.values())
+  np.testing.assert_array_equal(a.train.arrays["crystal_nodes"],
+                                b.train.arrays["crystal_nodes"])
+
+
+def test_member_parallel_must_divide_members(tmp_path):
+  config = get_config("smoke")
+  config.member_parallel = 2
+  with pytest.raises(trainer_lib.UserError, match="member_parallel"):
+    trainer_lib.Trainer(config, str(tmp_path))

@@ -82,6 +82,13 @@ class PaddedSplit:
         self.arrays[k][i] = v
     self.size = n
 
+  def keep_subset(self, n, seed):
+    """Keeps a fixed random subset of n examples (in their original order)."""
+    keep = np.sort(np.random.default_rng([seed, 0x5B5E7]).permutation(
+        self.size)[:n])
+    self.arrays = {k: v[keep] for k, v in self.arrays.items()}
+    self.size = n
+
   @property
   def labels(self):
     return self.arrays["label"]

@@ -184,6 +184,9 @@ class Trainer:
     self.members, self.groups = member_table(config)
     self.k = len(self.members["seed"])
     self.mesh = sharding.make_mesh(config.get("member_parallel", 1))
+    if self.k % self.mesh.shape["member"]:
+      raise UserError(f"member_parallel={self.mesh.shape['member']} does not "
+                      f"divide the {self.k} members")
     sharding.check_batch_size(config.batch_size, self.mesh)
     sharding.check_batch_size(config.eval_batch_size, self.mesh,
                               "eval_batch_size")
@@ -197,11 +200,7 @@ class Trainer:
       raise UserError(str(e)) from e
     max_train = config.dataset.get("max_train", 0)
     if max_train and max_train < self.train.size:  # Smaller studies.
-      keep = np.sort(np.random.default_rng(
-          [config.dataset.split_seed, 0x5B5E7]).permutation(
-              self.train.size)[:max_train])
-      self.train.arrays = {k: v[keep] for k, v in self.train.arrays.items()}
-      self.train.size = max_train
+      self.train.keep_subset(max_train, config.dataset.split_seed)
     if (self.members["fold"] >= 0).any():
       self.train.arrays["fold"] = assign_folds(
           self.train.labels, config.kfold.num_folds, config.dataset.split_seed)
