@@ -65,14 +65,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.kfold.num_folds = 5
 
   if arg == "smoke":
-    c.num_epochs = 3
-    c.batch_size = 32
-    c.eval_batch_size = 64
-    c.dataset.variant = "smoke"
-    c.schedule.warmup_epochs = 1
+    optimized.smoke_run(c)
     c.schedule.cycle_epochs = 1
-    c.log_every_steps = 4
-    c.checkpoint_every_steps = 5
     for enc in c.model.encoders.values():
       enc.widths = tuple(min(x, 16) for x in enc.widths)
       if "out_features" in enc:

@@ -13,6 +13,17 @@ early stopping (patience 10, min_delta 0.001) restoring the best weights.
 import ml_collections
 
 
+def smoke_run(c: ml_collections.ConfigDict) -> None:
+  """The tiny data and run length of every recipe's `:smoke` variant."""
+  c.num_epochs = 3
+  c.batch_size = 32
+  c.eval_batch_size = 64
+  c.dataset.variant = "smoke"
+  c.schedule.warmup_epochs = 1
+  c.log_every_steps = 4
+  c.checkpoint_every_steps = 5
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
@@ -83,13 +94,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 500
 
   if arg == "smoke":
-    c.num_epochs = 3
-    c.batch_size = 32
-    c.eval_batch_size = 64
-    c.dataset.variant = "smoke"
-    c.schedule.warmup_epochs = 1
-    c.log_every_steps = 4
-    c.checkpoint_every_steps = 5
+    smoke_run(c)
     for enc in c.model.encoders.values():
       enc.widths = tuple(min(w, 32) for w in enc.widths)
     c.model.token_dim = 32

@@ -33,3 +33,19 @@ def run_launch(workdir, *overrides, env=None, timeout=300, **kw):
   return subprocess.run(launch_cmd(workdir, *overrides, **kw), cwd=ROOT,
                         env=full_env, capture_output=True, text=True,
                         timeout=timeout)
+
+
+def assert_same_trees(a, b, atol=None, context=""):
+  """Same leaf paths; leaves bitwise equal (same dtype) or, with atol, within
+  atol of each other. Failures name the leaf (and `context`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  la = jax.tree_util.tree_leaves_with_path(a)
+  lb = jax.tree_util.tree_leaves_with_path(b)
+  assert [p for p, _ in la] == [p for p, _ in lb]
+  for (path, x), (_, y) in zip(la, lb):
+    where = f"{jax.tree_util.keystr(path)} {context}".strip()
+    if atol is None:
+      assert x.dtype == y.dtype and np.array_equal(x, y), where
+    else:
+      np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=where)

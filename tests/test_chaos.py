@@ -11,10 +11,9 @@ import subprocess
 import time
 
 import jax
-import numpy as np
 import pytest
 
-from conftest import ROOT, launch_cmd, run_launch
+from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
 from mmjax.training import trainer as trainer_lib
 
 SEED = 20240611
@@ -140,12 +139,7 @@ def test_random_sigkills_then_resume_is_bitwise_exact(reference, tmp_path):
   pa, sa = trainer_lib.final_params(reference)
   pb, sb = trainer_lib.final_params(workdir)
   assert sa == sb
-  la = jax.tree_util.tree_leaves_with_path(pa)
-  lb = jax.tree_util.tree_leaves_with_path(pb)
-  assert [p for p, _ in la] == [p for p, _ in lb]
-  for (path, x), (_, y) in zip(la, lb):
-    assert x.dtype == y.dtype and np.array_equal(x, y), (
-        jax.tree_util.keystr(path), kills)
+  assert_same_trees(pa, pb, context=f"kills={kills}")
   ref = json.loads((reference / "results.json").read_text())
   got = json.loads((workdir / "results.json").read_text())
   for k in ("test", "val", "train", "best_step", "best_epoch", "epochs_run",

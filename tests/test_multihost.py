@@ -10,11 +10,9 @@ import socket
 import subprocess
 import time
 
-import jax
-import numpy as np
 import pytest
 
-from conftest import ROOT, launch_cmd, run_launch
+from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
 from mmjax.training import trainer as trainer_lib
 
 TIMEOUT_S = 240
@@ -89,12 +87,7 @@ def _assert_close_to(reference, workdir, processes, devices, atol=2e-3):
   pa, sa = trainer_lib.final_params(reference)
   pb, sb = trainer_lib.final_params(workdir)
   assert sa == sb
-  la = jax.tree_util.tree_leaves_with_path(pa)
-  lb = jax.tree_util.tree_leaves_with_path(pb)
-  assert [p for p, _ in la] == [p for p, _ in lb]
-  for (path, x), (_, y) in zip(la, lb):
-    np.testing.assert_allclose(x, y, atol=atol, rtol=0,
-                               err_msg=jax.tree_util.keystr(path))
+  assert_same_trees(pa, pb, atol=atol)
   # Metrics are written once (by process 0), not once per process.
   rows = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
   ref_rows = [json.loads(l) for l in (reference / "metrics.jsonl").open()]

@@ -9,29 +9,18 @@ import subprocess
 import time
 
 import jax
-import numpy as np
 import pytest
 
-from conftest import ROOT, launch_cmd, run_launch
+from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
 from configs.optimized import get_config
 from mmjax.errors import UserError
 from mmjax.training import trainer as trainer_lib
 
 
-def _params(workdir):
-  params, _ = trainer_lib.final_params(workdir)
-  return jax.tree_util.tree_leaves_with_path(params)
-
-
 def _assert_same_params(a, b, exact=True, atol=0.0):
-  pa, pb = _params(a), _params(b)
-  assert [p for p, _ in pa] == [p for p, _ in pb]
-  for (path, x), (_, y) in zip(pa, pb):
-    if exact:
-      assert np.array_equal(x, y), jax.tree_util.keystr(path)
-    else:
-      np.testing.assert_allclose(x, y, atol=atol, rtol=0,
-                                 err_msg=jax.tree_util.keystr(path))
+  pa, _ = trainer_lib.final_params(a)
+  pb, _ = trainer_lib.final_params(b)
+  assert_same_trees(pa, pb, atol=None if exact else atol)
 
 
 @pytest.fixture(scope="module")
