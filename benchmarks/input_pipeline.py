@@ -17,6 +17,15 @@ End to end:
   trainer     what Trainer does per step: take + put_batch from the
               preloaded PaddedSplit (the preload, (a)+(b) once per run,
               is reported as its own line)
+Against the train step (--steps N, 0 to skip): W1's mmjax train step
+(benchmarks/w1_mmjax.build_step, fp32 "highest") on this data,
+  consume     N steps on one batch already on the device: what the step eats
+  fed         N steps fed as Trainer.run feeds them: pipeline.prefetch over
+              take + put_batch of train_batch_indices(seed, step); the time
+              blocked in next() is reported as the step's wait
+Both are timed from the first dispatch to block_until_ready of the last
+state, after one compiling call and 30 warm-up steps, so dispatch may run
+ahead as in training.
 """
 
 import argparse
@@ -35,6 +44,8 @@ from mmjax.data import pipeline  # pylint: disable=g-import-not-at-top
 from mmjax.data.materials_tb import load_materials_tb  # pylint: disable=g-import-not-at-top
 from mmjax.data.sources import data_dir as resolve_data_dir  # pylint: disable=g-import-not-at-top
 from mmjax.training import sharding  # pylint: disable=g-import-not-at-top
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from w1_mmjax import build_step  # pylint: disable=g-import-not-at-top
 
 
 def rate(fn, items_per_call, seconds, repeats=3):
@@ -53,11 +64,51 @@ def rate(fn, items_per_call, seconds, repeats=3):
   return statistics.median(rates)
 
 
+def time_step(split, mesh, config, n_steps, n_warmup=30):
+  """Examples/s of the W1 train step on one resident batch vs fed by the
+  trainer's prefetching input path, and the fraction of time spent waiting."""
+  bs = config.batch_size
+  with jax.default_matmul_precision("highest"):
+    batch0 = sharding.put_batch(split.take(np.arange(bs) % split.size), mesh)
+    state, step = build_step(config, batch0, max(1, split.size // bs))
+    # The first call compiles; the first dozen async calls after it run
+    # several times slower on CPU (measured: 360 vs 80 ms/step), so warm up.
+    for _ in range(1 + n_warmup):
+      state, _ = step(state, batch0)
+    jax.block_until_ready(state)
+
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+      state, _ = step(state, batch0)
+    jax.block_until_ready(state)
+    consume = n_steps * bs / (time.perf_counter() - t0)
+
+    def batches():
+      for i in range(n_steps):
+        idx = pipeline.train_batch_indices(config.seed, i, split.size, bs)
+        yield sharding.put_batch(split.take(idx), mesh)
+
+    wait = 0.0
+    t0 = time.perf_counter()
+    it = pipeline.prefetch(batches())
+    for _ in range(n_steps):
+      tw = time.perf_counter()
+      b = next(it)
+      wait += time.perf_counter() - tw
+      state, _ = step(state, b)
+    jax.block_until_ready(state)
+    fed_s = time.perf_counter() - t0
+  return {"steps": n_steps, "consume": consume, "fed": n_steps * bs / fed_s,
+          "wait_fraction": wait / fed_s}
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--variant", default="smoke", choices=["smoke", "default"])
   p.add_argument("--seconds", type=float, default=3.0)
   p.add_argument("--batch_size", type=int, default=64)
+  p.add_argument("--steps", type=int, default=30,
+                 help="train steps for consume/fed (0: skip them)")
   p.add_argument("--json", default=None)
   args = p.parse_args()
 
@@ -111,6 +162,7 @@ def main():
       ("stream: decode+pad+stack+put", rate(stream, bs, args.seconds)),
       ("trainer: take+put (preloaded)", rate(trainer_step, bs, args.seconds)),
   ]
+  step_rates = time_step(split, mesh, config, args.steps) if args.steps else {}
   load_after = os.getloadavg()
   batch_mb = sum(v.nbytes for v in host_batch.values()) / 2**20
   print(f"materials_tb/{args.variant} train: {n} examples; batch {bs} "
@@ -124,6 +176,12 @@ def main():
   print("|---|---:|---:|")
   for name, r in rows:
     print(f"| {name} | {r:,.0f} | {r / bs:,.1f} |")
+  if step_rates:
+    print()
+    print(f"train step ({args.steps} steps, {jax.devices()[0].device_kind}): "
+          f"consume {step_rates['consume']:,.0f} examples/s; fed by the "
+          f"pipeline {step_rates['fed']:,.0f} examples/s; waited for input "
+          f"{100 * step_rates['wait_fraction']:.1f}% of the fed time")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"variant": args.variant, "examples": n, "batch_size": bs,
@@ -132,6 +190,8 @@ def main():
                  "loadavg_before": load_before, "loadavg_after": load_after,
                  "preload_s": preload_s,
                  "rates": {name: r for name, r in rows},
+                 "step": step_rates,
+                 "device_kind": jax.devices()[0].device_kind,
                  "date": time.strftime("%Y-%m-%d")}, f, indent=2)
 
 

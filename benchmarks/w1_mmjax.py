@@ -35,6 +35,18 @@ from common import (add_step_args, emit_result, jax_info, peak_memory,
 import w1_data
 
 
+def build_step(config, batch, steps_per_epoch):
+  """(state, step): mmjax's train step as the Trainer builds it, jitted with
+  the state donated; the state is initialised on `batch` (a device batch)."""
+  model = build_model(config.model)
+  tx, schedule = build_optimizer(config, steps_per_epoch)
+  state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
+  step = jax.jit(make_train_step(model, tx, schedule, config.loss,
+                                 config.model.num_outputs, config.seed),
+                 donate_argnums=0)
+  return state, step
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--aggregation", choices=("segment", "dense"),
@@ -49,7 +61,6 @@ def main(argv=None):
   config.model.encoders.crystal.aggregation = args.aggregation
   config.model.encoders.kspace.aggregation = args.aggregation
   config.model.dtype = args.dtype
-  num_classes = config.model.num_outputs
   assert config.batch_size == w1_data.BATCH
 
   precision = "fp32" if args.dtype == "float32" else "bf16 mixed"
@@ -60,17 +71,11 @@ def main(argv=None):
     jax.block_until_ready(batch)
     data_s = time.perf_counter() - t0
 
-    model = build_model(config.model)
-    tx, schedule = build_optimizer(config, args.steps_per_epoch)
     t0 = time.perf_counter()
-    state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
+    state, step = build_step(config, batch, args.steps_per_epoch)
     jax.block_until_ready(state)
     init_s = time.perf_counter() - t0
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
-
-    step = jax.jit(make_train_step(model, tx, schedule, config.loss,
-                                   num_classes, config.seed),
-                   donate_argnums=0)
 
     carry = {"state": state}  # the step donates it: hold no other reference
     del state
