@@ -92,6 +92,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.gap_warning = 0.10  # the seed's warning sign
   c.log_every_steps = 50
   c.checkpoint_every_steps = 500
+  # Steps dispatched ahead of the device at most; a SIGTERM is acted on
+  # between steps, so a stop waits for at most this many steps to finish.
+  c.max_steps_in_flight = 4
 
   if arg == "smoke":
     smoke_run(c)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
@@ -69,6 +70,34 @@ def test_train_step_compiles_once(tmp_path):
   assert trainer.train_step._cache_size() == 1  # pylint: disable=protected-access
   assert trainer.eval_step._cache_size() == 1  # pylint: disable=protected-access
   assert 0.0 <= results["test"]["accuracy"] <= 1.0
+
+
+def test_dispatch_runs_at_most_limit_steps_ahead():
+  """The training loop's bound on steps in flight (each fake step is ~0.1 s
+  of matmuls); unbounded (limit 0) all 12 run ahead, which shows that the
+  count measures JAX's asynchronous dispatch."""
+  w = jnp.eye(700) * 0.5 + 1e-3
+
+  @jax.jit
+  def step(x):
+    for _ in range(8):
+      x = jnp.tanh(x @ w)
+    return x
+
+  x0 = jnp.ones((700, 700))
+  jax.block_until_ready(step(x0))
+  most_ahead = {}
+  for limit in (0, 1, 3):
+    x, pending, most_ahead[limit] = x0, [], 0
+    for _ in range(12):
+      x = step(x)
+      pending.append(x)
+      trainer_lib.bound_run_ahead(pending, limit)
+      most_ahead[limit] = max(most_ahead[limit],
+                              sum(not p.is_ready() for p in pending))
+    jax.block_until_ready(x)
+  assert most_ahead[0] > 3, most_ahead
+  assert most_ahead[1] <= 1 and most_ahead[3] <= 3, most_ahead
 
 
 def _checkpoint_steps(workdir):
