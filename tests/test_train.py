@@ -100,6 +100,30 @@ def test_dispatch_runs_at_most_limit_steps_ahead():
   assert most_ahead[1] <= 1 and most_ahead[3] <= 3, most_ahead
 
 
+def test_signal_during_a_metrics_flush_still_checkpoints(tmp_path,
+                                                        monkeypatch):
+  """SIGTERM delivered while the loop blocks in a metrics flush between
+  checkpoints (on slow steps, where it usually lands): the run stops with a
+  checkpoint of the step it names, not the previous one."""
+  config = get_config("smoke")
+  config.checkpoint_every_steps = 1000  # only epoch ends and the signal save
+  trainer_lib.write_or_check_config(config, str(tmp_path))
+  trainer = trainer_lib.Trainer(config, str(tmp_path))
+  flush = trainer_lib.Trainer._flush
+  sent = []
+
+  def flush_then_signal(self, pending, meta, log, step, bar):
+    flush(self, pending, meta, log, step, bar)
+    if not sent and step % trainer.steps_per_epoch:
+      sent.append(step)
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(trainer_lib.Trainer, "_flush", flush_then_signal)
+  with pytest.raises(trainer_lib.Preempted):
+    trainer.run()
+  assert sent and _checkpoint_steps(tmp_path)[-1] == sent[0]
+
+
 def _checkpoint_steps(workdir):
   d = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(d):

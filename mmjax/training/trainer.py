@@ -340,29 +340,34 @@ class Trainer:
           state, m = self.train_step(state, next(batches), members)
           pending.append(m)
           step += 1
-          bound_run_ahead(pending, c.get("max_steps_in_flight", 4))
+          bound_run_ahead(pending, c.max_steps_in_flight)
           if first:  # Compilation is timed on its own, not as throughput.
             jax.block_until_ready(state)
             meta["compile_s"] = meta.get("compile_s", 0.0) + time.time() - t0
             t0, samples0, first = time.time(), step * c.batch_size, False
           epoch_end = step % self.steps_per_epoch == 0
-          save = (epoch_end or step % c.checkpoint_every_steps == 0 or
-                  sig.received)
-          # Pending metrics are flushed before a save, so the epoch sums in
-          # the checkpoint cover exactly the steps taken.
-          if save or step % c.log_every_steps == 0:
+          scheduled = epoch_end or step % c.checkpoint_every_steps == 0
+          if scheduled or step % c.log_every_steps == 0:
             self._flush(pending, meta, log, step, bar)
             pending = []
           if epoch_end:
             best = self._end_epoch(state, best, meta, log, step, bar)
             members = self._member_table(meta)
-          if save:
+          # Read once, after the flush and evaluation above: those block on
+          # the device, which is when a signal usually arrives on slow steps.
+          stop = sig.received
+          # Pending metrics are flushed before a save, so the epoch sums in
+          # the checkpoint cover exactly the steps taken.
+          if stop and pending:
+            self._flush(pending, meta, log, step, bar)
+            pending = []
+          if scheduled or stop:
             meta["train_time_s"] += time.time() - t0
             meta["samples_seen"] += (step * c.batch_size) - samples0
             t0, samples0 = time.time(), step * c.batch_size
             ckpt.save(step, state, best, meta)
-          if sig.received:
-            raise Preempted(sig.received, step)
+          if stop:
+            raise Preempted(stop, step)
     finally:
       bar.close()
       log.close()
