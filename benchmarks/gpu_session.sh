@@ -5,10 +5,11 @@
 # 30-minute budget run bench first, then the others in the order the open
 # work needs them. Results land in $OUT (the device tool brings them back),
 # or in ./gpu_out when $OUT is unset. The first stage that needs the default
-# dataset generates it (~2.5 min on 2 CPU cores; kept while the machine is warm).
+# dataset generates it (115.8 s + the split writing on 2 CPU cores here;
+# kept while the machine is warm).
 #
 #   bench     W1 (fp32 + bf16 rows), the input pipeline against the W1 step,
-#             W2 (K=1, K=5, mmjax and PyTorch)                 ~8 min
+#             W2 (K=1, K=5, mmjax and PyTorch); not yet timed on a GPU
 #   main      configs/optimized.py, the README's main job, on the GPU
 #             (same SIGTERM budget and resume as below); not yet
 #             timed on a GPU

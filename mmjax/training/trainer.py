@@ -41,8 +41,8 @@ def bound_run_ahead(pending, limit):
   `pending` holds the outputs of the steps dispatched since the last flush,
   oldest first. Without a bound the loop dispatches up to the next metrics
   flush ahead of the device; signals are handled between steps, so on slow
-  steps (3.7 s for extreme_boost on 2 CPU cores) a SIGTERM then waited for
-  40 steps before the checkpoint. A few steps in flight still hide dispatch.
+  steps (3.7 s for extreme_boost on 2 CPU cores) a SIGTERM then took about
+  40 steps to be acted on. A few steps in flight still hide dispatch.
   """
   if limit > 0 and len(pending) > limit:
     jax.block_until_ready(pending[-1 - limit])
