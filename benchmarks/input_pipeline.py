@@ -14,18 +14,24 @@ Stages, each timed on its own for about --seconds (examples/s, median of 3):
   (d) transfer  sharding.put_batch of one host batch + block_until_ready
 End to end:
   stream      per batch: decode + pad + stack + put_batch (no preloading)
-  trainer     what Trainer does per step: take + put_batch from the
-              preloaded PaddedSplit (the preload, (a)+(b) once per run,
-              is reported as its own line)
+  trainer, host batches   take + put_batch from the preloaded PaddedSplit
+              (config.dataset.device_resident=False; the preload, (a)+(b)
+              once per run, is reported as its own line)
+  trainer, resident split   what Trainer does per step by default: the
+              batch's indices (train_batch_indices) + put_batch of them; the
+              split was put on the device once (its time is reported)
 Against the train step (--steps N, 0 to skip): W1's mmjax train step
 (benchmarks/w1_mmjax.build_step, fp32 "highest") on this data,
   consume     N steps on one batch already on the device: what the step eats
-  fed         N steps fed as Trainer.run feeds them: pipeline.prefetch over
-              take + put_batch of train_batch_indices(seed, step); the time
-              blocked in next() is reported as the step's wait
-Both are timed from the first dispatch to block_until_ready of the last
-state, after one compiling call and 30 warm-up steps, so dispatch may run
-ahead as in training.
+  fed, host batches   N steps fed as Trainer.run feeds them with
+              device_resident=False: pipeline.prefetch over take + put_batch
+              of train_batch_indices(seed, step)
+  fed, resident split   likewise with the default: prefetch over the
+              indices' put_batch, the batch gathered inside the step
+The time blocked in next() is reported as the step's wait. Each is timed
+from the first dispatch to block_until_ready of the last state, after one
+compiling call and 30 warm-up steps, so dispatch may run ahead as in
+training.
 """
 
 import argparse
@@ -64,9 +70,25 @@ def rate(fn, items_per_call, seconds, repeats=3):
   return statistics.median(rates)
 
 
+def _fed(step, state, batches, n_steps, *data):
+  """Runs n_steps fed from `batches` -> (state, seconds, seconds blocked in
+  next())."""
+  wait = 0.0
+  t0 = time.perf_counter()
+  it = pipeline.prefetch(batches)
+  for _ in range(n_steps):
+    tw = time.perf_counter()
+    b = next(it)
+    wait += time.perf_counter() - tw
+    state, _ = step(state, *data, b)
+  jax.block_until_ready(state)
+  return state, time.perf_counter() - t0, wait
+
+
 def time_step(split, mesh, config, n_steps, n_warmup=30):
   """Examples/s of the W1 train step on one resident batch vs fed by the
-  trainer's prefetching input path, and the fraction of time spent waiting."""
+  trainer's prefetching input paths, and the fractions of time spent
+  waiting."""
   bs = config.batch_size
   with jax.default_matmul_precision("highest"):
     batch0 = sharding.put_batch(split.take(np.arange(bs) % split.size), mesh)
@@ -83,23 +105,33 @@ def time_step(split, mesh, config, n_steps, n_warmup=30):
     jax.block_until_ready(state)
     consume = n_steps * bs / (time.perf_counter() - t0)
 
-    def batches():
-      for i in range(n_steps):
-        idx = pipeline.train_batch_indices(config.seed, i, split.size, bs)
-        yield sharding.put_batch(split.take(idx), mesh)
+    def idx_of(i):
+      return pipeline.train_batch_indices(config.seed, i, split.size, bs)
 
-    wait = 0.0
-    t0 = time.perf_counter()
-    it = pipeline.prefetch(batches())
-    for _ in range(n_steps):
-      tw = time.perf_counter()
-      b = next(it)
-      wait += time.perf_counter() - tw
-      state, _ = step(state, b)
+    def host_batches():
+      for i in range(n_steps):
+        yield sharding.put_batch(split.take(idx_of(i)), mesh)
+
+    state, fed_s, wait = _fed(step, state, host_batches(), n_steps)
+    del state
+
+    data = sharding.put_replicated(split.arrays, mesh)
+    state, rstep = build_step(config, batch0, max(1, split.size // bs),
+                              resident=True)
+    idx0 = sharding.put_batch(idx_of(0).astype(np.int32), mesh)
+    for _ in range(1 + n_warmup):
+      state, _ = rstep(state, data, idx0)
     jax.block_until_ready(state)
-    fed_s = time.perf_counter() - t0
-  return {"steps": n_steps, "consume": consume, "fed": n_steps * bs / fed_s,
-          "wait_fraction": wait / fed_s}
+
+    def indices():
+      for i in range(n_steps):
+        yield sharding.put_batch(idx_of(i).astype(np.int32), mesh)
+
+    _, res_s, res_wait = _fed(rstep, state, indices(), n_steps, data)
+  return {"steps": n_steps, "consume": consume,
+          "fed_host": n_steps * bs / fed_s, "wait_fraction_host": wait / fed_s,
+          "fed_resident": n_steps * bs / res_s,
+          "wait_fraction_resident": res_wait / res_s}
 
 
 def main():
@@ -154,13 +186,25 @@ def main():
     jax.block_until_ready(sharding.put_batch(
         split.take(rng.integers(0, n, bs)), mesh))
 
+  t0 = time.perf_counter()
+  jax.block_until_ready(sharding.put_replicated(split.arrays, mesh))
+  resident_put_s = time.perf_counter() - t0
+  steps = iter(range(10**12))
+
+  def trainer_resident():
+    idx = pipeline.train_batch_indices(0, next(steps), n, bs)
+    jax.block_until_ready(sharding.put_batch(idx.astype(np.int32), mesh))
+
   rows = [
       ("(a) decode: source[i]", rate(decode, 1, args.seconds)),
       ("(b) pad: pad_example", rate(pad, 1, args.seconds)),
       ("(c) batch: PaddedSplit.take", rate(batch, bs, args.seconds)),
       ("(d) transfer: put_batch", rate(transfer, bs, args.seconds)),
       ("stream: decode+pad+stack+put", rate(stream, bs, args.seconds)),
-      ("trainer: take+put (preloaded)", rate(trainer_step, bs, args.seconds)),
+      ("trainer, host batches: take+put (preloaded)",
+       rate(trainer_step, bs, args.seconds)),
+      ("trainer, resident split: indices+put",
+       rate(trainer_resident, bs, args.seconds)),
   ]
   step_rates = time_step(split, mesh, config, args.steps) if args.steps else {}
   load_after = os.getloadavg()
@@ -170,7 +214,8 @@ def main():
         f"{jax.devices()[0].platform}; load average {load_before[0]:.2f} -> "
         f"{load_after[0]:.2f} (1 min)")
   print(f"preload (decode + pad of the split, once per run): {preload_s:.2f} "
-        f"s = {n / preload_s:,.0f} examples/s")
+        f"s = {n / preload_s:,.0f} examples/s; the split put on the device "
+        f"(resident, once per run): {resident_put_s:.3f} s")
   print()
   print("| stage | examples/s | batches/s |")
   print("|---|---:|---:|")
@@ -178,17 +223,20 @@ def main():
     print(f"| {name} | {r:,.0f} | {r / bs:,.1f} |")
   if step_rates:
     print()
+    r = step_rates
     print(f"train step ({args.steps} steps, {jax.devices()[0].device_kind}): "
-          f"consume {step_rates['consume']:,.0f} examples/s; fed by the "
-          f"pipeline {step_rates['fed']:,.0f} examples/s; waited for input "
-          f"{100 * step_rates['wait_fraction']:.1f}% of the fed time")
+          f"consume {r['consume']:,.0f} examples/s; fed host batches "
+          f"{r['fed_host']:,.0f} examples/s (waited for input "
+          f"{100 * r['wait_fraction_host']:.1f}% of the time); fed from the "
+          f"resident split {r['fed_resident']:,.0f} examples/s (waited "
+          f"{100 * r['wait_fraction_resident']:.1f}%)")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"variant": args.variant, "examples": n, "batch_size": bs,
                  "batch_mib": batch_mb, "platform": jax.devices()[0].platform,
                  "devices": jax.device_count(),
                  "loadavg_before": load_before, "loadavg_after": load_after,
-                 "preload_s": preload_s,
+                 "preload_s": preload_s, "resident_put_s": resident_put_s,
                  "rates": {name: r for name, r in rows},
                  "step": step_rates,
                  "device_kind": jax.devices()[0].device_kind,

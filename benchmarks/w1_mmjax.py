@@ -29,21 +29,26 @@ import jax.numpy as jnp
 from configs.optimized import get_config
 from mmjax.models.multimodal import build_model
 from mmjax.training.optim import build_optimizer
-from mmjax.training.steps import create_state, make_train_step
+from mmjax.training.steps import (create_state, gather_batch_then,
+                                  make_train_step)
 from common import (add_step_args, emit_result, jax_info, peak_memory,
                     step_stats, time_steps)
 import w1_data
 
 
-def build_step(config, batch, steps_per_epoch):
+def build_step(config, batch, steps_per_epoch, resident=False):
   """(state, step): mmjax's train step as the Trainer builds it, jitted with
-  the state donated; the state is initialised on `batch` (a device batch)."""
+  the state donated; the state is initialised on `batch` (a device batch).
+
+  step(state, batch), or with resident=True step(state, data, idx): the
+  batch gathered in the step from a device-resident split (the Trainer's
+  default, config.dataset.device_resident)."""
   model = build_model(config.model)
   tx, schedule = build_optimizer(config, steps_per_epoch)
   state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
-  step = jax.jit(make_train_step(model, tx, schedule, config.loss,
-                                 config.model.num_outputs, config.seed),
-                 donate_argnums=0)
+  fn = make_train_step(model, tx, schedule, config.loss,
+                       config.model.num_outputs, config.seed)
+  step = jax.jit(gather_batch_then(fn) if resident else fn, donate_argnums=0)
   return state, step
 
 

@@ -72,6 +72,16 @@ def test_train_step_compiles_once(tmp_path):
   assert 0.0 <= results["test"]["accuracy"] <= 1.0
 
 
+def test_device_resident_split_trains_like_host_batches(reference, tmp_path):
+  """The default gathers each batch on the device from the resident train
+  split; sending host batches instead must give the same parameters."""
+  config = json.loads((reference / "config.json").read_text())
+  assert config["dataset"]["device_resident"] is True
+  proc = run_launch(tmp_path, "--config.dataset.device_resident=False")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  _assert_same_params(reference, tmp_path)
+
+
 def test_dispatch_runs_at_most_limit_steps_ahead():
   """The training loop's bound on steps in flight (each fake step is ~0.1 s
   of matmuls); unbounded (limit 0) all 12 run ahead, which shows that the
@@ -246,3 +256,14 @@ def test_failed_checkpoint_write_is_one_line_and_keeps_the_last(
   assert "cannot write checkpoint 2" in msg and "No space left" in msg
   assert "checkpoint (1) is kept" in msg and "\n" not in msg
   assert _checkpoint_steps(tmp_path) == [1]
+
+
+def test_resident_split_over_a_quarter_of_device_memory_falls_back(
+    monkeypatch):
+  class Device:
+    def memory_stats(self):
+      return {"bytes_limit": 1000}
+
+  monkeypatch.setattr(trainer_lib.jax, "local_devices", lambda: [Device()])
+  assert trainer_lib._fits_on_device(250)  # pylint: disable=protected-access
+  assert not trainer_lib._fits_on_device(251)  # pylint: disable=protected-access

@@ -12,6 +12,7 @@ Usage:
 """
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -31,7 +32,9 @@ class MaterialsTbConfig(tfds.core.BuilderConfig):
   seed: int = 0
   n_k: int = tb.DEFAULT_NK
   gap_min: float = tb.DEFAULT_GAP_MIN
-  processes: int = 2
+  # Worker processes of the generation; 0 = one per CPU core. The data does
+  # not depend on it (tight_binding.generate), only the generation time does.
+  processes: int = 0
 
 
 def split_indices(labels, seed):
@@ -83,11 +86,13 @@ class MaterialsTb(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # Nothing to download: the data is computed.
     cfg = self.builder_config
     t0 = time.time()
+    processes = cfg.processes or os.cpu_count() or 1
     data = tb.generate(cfg.num_examples, seed=cfg.seed, n_k=cfg.n_k,
-                       gap_min=cfg.gap_min, processes=cfg.processes)
+                       gap_min=cfg.gap_min, processes=processes)
     self.generation_seconds = time.time() - t0
     print(f"materials_tb/{cfg.name}: generated {cfg.num_examples} models in "
-          f"{self.generation_seconds:.1f} s ({data['rejected']} rejected)")
+          f"{self.generation_seconds:.1f} s with {processes} processes "
+          f"({data['rejected']} rejected)")
     splits = split_indices(data["label"], cfg.seed)
     return {s: self._generate_examples(data, idx) for s, idx in splits.items()}
 

@@ -6,6 +6,7 @@ once. The order of training batches is a function of (seed, epoch) only, so a
 resumed run sees exactly the batches an uninterrupted run would.
 """
 
+import functools
 import threading
 import queue
 
@@ -95,16 +96,34 @@ class PaddedSplit:
 
   def take(self, idx):
     """Batch of the examples `idx` [B] (entries -1 are padding)."""
-    valid = idx >= 0
-    safe = np.where(valid, idx, 0)
-    batch = {k: v[safe] for k, v in self.arrays.items()}
-    batch["sample_mask"] = valid.astype(np.float32)
-    return batch
+    return take_rows(self.arrays, idx)
+
+
+def take_rows(arrays, idx, xp=np):
+  """Batch {key: [B, ...]} of rows `idx` [B] of `arrays` {key: [N, ...]},
+  with `sample_mask` [B] 0 where idx is -1 (padding; row 0 stands in).
+
+  xp=np on host arrays; xp=jax.numpy inside a jitted step on arrays kept on
+  the device (a device-resident split), where it is a gather.
+  """
+  valid = idx >= 0
+  safe = xp.where(valid, idx, 0)
+  batch = {k: v[safe] for k, v in arrays.items()}
+  batch["sample_mask"] = valid.astype(xp.float32)
+  return batch
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed, epoch, n):
+  order = np.random.default_rng([seed, epoch, 0xDA7A]).permutation(n)
+  order.setflags(write=False)  # shared by every step of the epoch
+  return order
 
 
 def epoch_order(seed, epoch, n):
-  """The permutation of training example indices for `epoch`."""
-  return np.random.default_rng([seed, epoch, 0xDA7A]).permutation(n)
+  """The permutation of training example indices for `epoch` (read-only;
+  computed once per epoch, not once per step)."""
+  return _epoch_order(int(seed), int(epoch), int(n))
 
 
 def train_batch_indices(seed, step, n, batch_size):

@@ -56,6 +56,15 @@ def put_batch(batch, mesh):
       lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
+def put_replicated(tree, mesh):
+  """Host numpy arrays that every process holds in full -> global arrays
+  replicated on every device (e.g. a device-resident split)."""
+  rep = replicated(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_callback(x.shape, rep, lambda i: x[i]),
+      tree)
+
+
 def process_slice(batch_size):
   """The rows of a global batch that this process feeds."""
   per = batch_size // jax.process_count()

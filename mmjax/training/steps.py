@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mmjax.data import pipeline
 from mmjax.training import losses
 
 
@@ -170,6 +171,24 @@ def make_ensemble_train_step(model, tx, schedule, loss_cfg, num_classes,
   member_step = make_member_step(model, tx, schedule, loss_cfg, num_classes,
                                  mixup)
   return jax.vmap(member_step, in_axes=(0, None, 0))
+
+
+def gather_batch_then(step, batch_sharding=None) -> Callable:
+  """step(state, batch, *rest) -> fn(state, data, idx, *rest).
+
+  The batch is gathered inside the jitted step from a device-resident split
+  `data` {key: [N, ...]} by indices idx [B] (-1 = padding), so the host
+  sends B integers per step instead of the batch; batch_sharding, if given,
+  is the layout the gathered batch is constrained to.
+  """
+
+  def fn(state, data, idx, *rest):
+    batch = pipeline.take_rows(data, idx, jnp)
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    return step(state, batch, *rest)
+
+  return fn
 
 
 def make_eval_step(model, loss_cfg, num_classes, tta_passes=0, tta_noise=0.0,

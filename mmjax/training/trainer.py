@@ -7,6 +7,7 @@ travels in the checkpoint, so a run resumed from any checkpoint ends with
 exactly the parameters of an uninterrupted run.
 """
 
+import functools
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from mmjax.training import sharding
 from mmjax.training.checkpoint import Checkpointer
 from mmjax.training.optim import build_optimizer
 from mmjax.training.steps import create_state
+from mmjax.training.steps import gather_batch_then
 from mmjax.training.steps import make_ensemble_eval_step
 from mmjax.training.steps import make_ensemble_train_step
 
@@ -229,11 +231,20 @@ class Trainer:
     rep = sharding.replicated(self.mesh)
     bsh = sharding.batch_sharding(self.mesh)
     mixup = bool((self.members["alpha"] > 0).any())
-    self.train_step = jax.jit(
-        make_ensemble_train_step(self.model, self.tx, self.schedule,
-                                 config.loss, num_classes, mixup),
-        in_shardings=(msh, bsh, msh), out_shardings=(msh, msh),
-        donate_argnums=0)
+    step = make_ensemble_train_step(self.model, self.tx, self.schedule,
+                                    config.loss, num_classes, mixup)
+    # A device-resident train split: per step the host sends the batch's
+    # indices, not the batch (on an H200 the host-batch path fed the W1 step
+    # 22k examples/s against the 56k it consumes; benchmarks/README.md).
+    self.resident = None
+    if config.dataset.get("device_resident", False) and _fits_on_device(
+        sum(v.nbytes for v in self.train.arrays.values())):
+      self.resident = sharding.put_replicated(self.train.arrays, self.mesh)
+      step = gather_batch_then(step, bsh)  # (state, data, idx, members)
+    else:
+      step = functools.partial(_without_data, step)  # data is None
+    self.train_step = jax.jit(step, in_shardings=(msh, rep, bsh, msh),
+                              out_shardings=(msh, msh), donate_argnums=0)
     self.eval_step = jax.jit(
         make_ensemble_eval_step(self.model, config.loss, num_classes),
         in_shardings=(msh, msh, bsh), out_shardings=(msh, msh))
@@ -274,7 +285,11 @@ class Trainer:
     for step in range(start, self.total_steps):
       idx = pipeline.train_batch_indices(c.seed, step, self.train.size,
                                          c.batch_size)
-      yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
+      if self.resident is not None:
+        local = idx[sharding.process_slice(len(idx))].astype(np.int32)
+        yield sharding.put_batch(local, self.mesh)
+      else:
+        yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
 
   def predict(self, split, params, batch_stats, tta=False):
     """Logits [K, N, C] and per-sample task losses [K, N] of every member."""
@@ -337,7 +352,8 @@ class Trainer:
       with _Signals() as sig:
         batches = pipeline.prefetch(self._train_batches(step))
         while step < self.total_steps and not all(meta["stopped"]):
-          state, m = self.train_step(state, next(batches), members)
+          state, m = self.train_step(state, self.resident, next(batches),
+                                     members)
           pending.append(m)
           step += 1
           bound_run_ahead(pending, c.max_steps_in_flight)
@@ -559,6 +575,25 @@ class Trainer:
       os.replace(tmp, os.path.join(self.workdir, "results.json"))
       logs.plot_curves(self.workdir, self.main_metric)
     return results
+
+
+def _fits_on_device(nbytes, fraction=0.25):
+  """Whether a split of `nbytes` may live on each device: at most `fraction`
+  of the first device's memory where JAX reports it (not on CPU)."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  limit = stats.get("bytes_limit")
+  if limit is None or nbytes <= fraction * limit:
+    return True
+  logging.warning("dataset.device_resident: the train split (%d MiB) is over "
+                  "%d%% of device memory; sending host batches instead",
+                  nbytes >> 20, round(100 * fraction))
+  return False
+
+
+def _without_data(step, state, data, batch, members):
+  """The host-batch train step in the device-resident step's signature."""
+  del data
+  return step(state, batch, members)
 
 
 def _finite(tree):
