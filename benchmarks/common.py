@@ -1,8 +1,10 @@
 """Pieces shared by the benchmark scripts (W1 and W2, mmjax and PyTorch).
 
   add_step_args   --steps/--warmup(/--steps_per_epoch)/--out of one variant
-  time_steps      first call, warm-up and timed steps of a train step
-  step_stats      samples/s, median/min step time from the timed steps
+  time_steps      first call, warm-up, synced timed steps and pipelined
+                  steps of a train step
+  step_stats      samples/s, median/min step time from the timed steps,
+                  and the pipelined rate
   peak_memory     device peak (JAX or CUDA) or the process max RSS on CPU
   emit_result     the 'RESULT <json>' line, appended to --out as well
   run_guarded     a PyTorch run whose exception becomes the 'error' field
@@ -48,11 +50,15 @@ def time_steps(step, sync, warmup, steps, res=None, compile_note=None):
 
   The first call (trace/compile + one step, or the first eager step) is timed
   on its own, then `warmup` untimed calls (synced once at the end), then
-  `steps` calls each synced and timed. With `res`, 'compile_s' (then
-  'compile_note', when given) and 'warmup_steps_s' are written into it as
-  soon as they are known, so a later failure keeps them.
+  `steps` calls each synced and timed, then `steps` calls dispatched back to
+  back and synced once at the end ("pipelined": how a training loop runs,
+  the host queueing the next step while the device runs this one). With
+  `res`, 'compile_s' (then 'compile_note', when given) and 'warmup_steps_s'
+  are written into it as soon as they are known, so a later failure keeps
+  them.
 
-  Returns (compile_s, warmup_s, times, last output of step).
+  Returns (compile_s, warmup_s, times, pipelined seconds per step, last
+  output of step).
   """
   t0 = time.perf_counter()
   out = step()
@@ -75,15 +81,23 @@ def time_steps(step, sync, warmup, steps, res=None, compile_note=None):
     out = step()
     sync(out)
     times.append(time.perf_counter() - t0)
-  return compile_s, warmup_s, times, out
+  t0 = time.perf_counter()
+  for _ in range(steps):
+    out = step()
+  sync(out)
+  pipelined_s = (time.perf_counter() - t0) / max(steps, 1)
+  return compile_s, warmup_s, times, pipelined_s, out
 
 
-def step_stats(times, samples_per_step):
-  """The step-time fields of a result line, from the timed steps (seconds)."""
+def step_stats(times, samples_per_step, pipelined_s):
+  """The step-time fields of a result line, from the synced timed steps
+  (seconds each) and the pipelined seconds per step."""
   med = statistics.median(times)
   return {"samples_per_s": samples_per_step / med,
           "median_step_ms": med * 1e3, "min_step_ms": min(times) * 1e3,
-          "timed_steps": len(times)}
+          "timed_steps": len(times),
+          "pipelined_samples_per_s": samples_per_step / pipelined_s,
+          "pipelined_step_ms": pipelined_s * 1e3}
 
 
 def max_rss():

@@ -7,7 +7,9 @@ Each variant runs in its own process (so a process max RSS on CPU, or the
 device peak, belongs to that variant alone) under a time limit. The JSON lines
 go to --out (default benchmarks/results/w1_<date>_<cpu|gpu>.jsonl) and a
 markdown table is printed. 'ratio' is samples/s divided by that of the best
-PyTorch row of the same run (any precision). A variant that fails (e.g.
+PyTorch row of the same run (any precision); both sync every timed step.
+'pipelined samples/s' times as many steps dispatched back to back and synced
+once, as a training loop runs. A variant that fails (e.g.
 torch.compile) keeps its row, with the error in place of the figures.
 
 Variants: mmjax jit with aggregation=dense and =segment (fp32); PyTorch eager
@@ -52,25 +54,26 @@ def table(rows):
   best = max(ok, key=lambda r: r["samples_per_s"]) if ok else None
   lines = [
       "| implementation | precision | aggregation / variant | samples/s | "
-      "ratio to best PyTorch | median step (ms) | peak memory | "
-      "compile / warm-up (s) |",
-      "|---|---|---|---:|---:|---:|---|---:|"]
+      "ratio to best PyTorch | median step (ms) | pipelined samples/s | "
+      "peak memory | compile / warm-up (s) |",
+      "|---|---|---|---:|---:|---:|---:|---|---:|"]
   for r in rows:
     label = r.get("row_label", r.get("variant", ""))
     if r.get("error"):
       lines.append(f"| {r['impl']} | {r['precision']} | {label} | "
-                   f"failed: `{r['error'][:160]}` | - | - | {fmt_mem(r)} | "
-                   f"{r.get('compile_s', float('nan')):.1f} |"
+                   f"failed: `{r['error'][:160]}` | - | - | - | "
+                   f"{fmt_mem(r)} | {r.get('compile_s', float('nan')):.1f} |"
                    if r.get("compile_s") is not None else
                    f"| {r['impl']} | {r['precision']} | {label} | "
-                   f"failed: `{r['error'][:160]}` | - | - | - | - |")
+                   f"failed: `{r['error'][:160]}` | - | - | - | - | - |")
       continue
     ratio = (f"{r['samples_per_s'] / best['samples_per_s']:.2f}x"
              if best else "-")
     lines.append(
         f"| {r['impl']} | {r['precision']} | {label} | "
         f"{r['samples_per_s']:,.0f} | {ratio} | {r['median_step_ms']:.1f} | "
-        f"{fmt_mem(r)} | {r['compile_s']:.1f} |")
+        f"{r['pipelined_samples_per_s']:,.0f} | {fmt_mem(r)} | "
+        f"{r['compile_s']:.1f} |")
   if best:
     lines.append("")
     lines.append(f"Best PyTorch row: {best['precision']} "

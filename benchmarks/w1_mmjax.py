@@ -89,7 +89,7 @@ def main(argv=None):
       carry["state"], metrics = step(carry["state"], batch)
       return carry["state"], metrics
 
-    compile_s, warmup_s, times, (state, metrics) = time_steps(
+    compile_s, warmup_s, times, pipelined_s, (state, metrics) = time_steps(
         run_step, jax.block_until_ready, args.warmup, args.steps)
 
   mem, mem_kind = peak_memory()
@@ -99,7 +99,7 @@ def main(argv=None):
       "impl": "mmjax",
       "precision": precision,
       "variant": f"jit, aggregation={args.aggregation}",
-      **step_stats(times, w1_data.BATCH),
+      **step_stats(times, w1_data.BATCH, pipelined_s),
       "peak_mem_bytes": mem,
       "peak_mem_kind": mem_kind,
       "compile_s": compile_s,

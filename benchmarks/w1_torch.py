@@ -162,11 +162,11 @@ def run(args, res):
 
   if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-  _, _, times, loss = time_steps(
+  _, _, times, pipelined_s, loss = time_steps(
       step, lambda _: sync(device), args.warmup, args.steps, res,
       "first step incl. torch.compile (fwd+bwd)"
       if args.variant == "compile" else "first (eager warm-up) step")
-  res.update(step_stats(times, w1_data.BATCH))
+  res.update(step_stats(times, w1_data.BATCH, pipelined_s))
   res["final_loss"] = float(loss.detach())
   res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
 

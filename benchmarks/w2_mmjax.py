@@ -93,14 +93,14 @@ def main(argv=None):
       carry["states"], metrics = step(carry["states"], batch, members)
       return carry["states"], metrics
 
-    _, _, times, (states, metrics) = time_steps(
+    _, _, times, pipelined_s, (states, metrics) = time_steps(
         run_step, jax.block_until_ready, args.warmup, args.steps, res,
         "first call: trace + XLA compile + 1 step")
 
   mem, mem_kind = peak_memory()
   device, versions = jax_info()
   res.update({
-      **step_stats(times, k * w1_data.BATCH),
+      **step_stats(times, k * w1_data.BATCH, pipelined_s),
       "peak_mem_bytes": mem,
       "peak_mem_kind": mem_kind,
       "final_loss_members": [float(x) for x in metrics["loss"]],

@@ -212,11 +212,11 @@ def run(args, res):
 
   if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-  _, _, times, losses = time_steps(
+  _, _, times, pipelined_s, losses = time_steps(
       step, lambda _: sync(device), args.warmup, args.steps, res,
       "first step incl. torch.compile (fwd+bwd)"
       if "compile" in args.variant else "first (eager warm-up) step")
-  res.update(step_stats(times, k * w1_data.BATCH))
+  res.update(step_stats(times, k * w1_data.BATCH, pipelined_s))
   res["final_loss_members"] = [float(x) for x in losses]
   res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
 
