@@ -5,8 +5,9 @@
   cd /work/main && python benchmarks/w1_torch.py --variant eager --amp   # GPU
 
 The W1 model (WORKLOADS.md) in PyTorch + PyG: crystal GCN 3->64->128->128 and
-k-space GCN 64->128->256->256 (GCNConv, cached=False, self-loops, symmetric
-normalisation, residual on the last layer), global_mean_pool + global_max_pool
+k-space GCN 64->128->256->256 (GCNConv, self-loops, symmetric normalisation
+computed by PyG's gcn_norm once per step and graph modality, residual on the
+last layer), global_mean_pool + global_max_pool
 over the batched graphs; scalar MLP 10->64->128, decomposition MLP
 64->128->256; a Linear to 288 per modality; nn.MultiheadAttention(288, 8,
 batch_first=True) over the 4 modality tokens [B,4,288] with a residual;
@@ -37,6 +38,7 @@ from torch import nn
 import torch.nn.functional as F
 import torch_geometric
 from torch_geometric.nn import GCNConv, global_max_pool, global_mean_pool
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from common import (add_step_args, emit_result, peak_memory, run_guarded,
                     step_stats, time_steps, torch_setup)
@@ -44,19 +46,25 @@ import w1_data
 
 
 class GCNEncoder(nn.Module):
-  """GCN stack, ReLU, residual on the last layer, mean+max pooling."""
+  """GCN stack, ReLU, residual on the last layer, mean+max pooling.
+
+  `graph` is (edge_index, edge_weight) from `normalize_graphs`: self-loops
+  and the symmetric normalisation computed once per batch, not per layer.
+  """
 
   def __init__(self, in_dim, widths, dropout=0.0):
     super().__init__()
     dims = [in_dim] + list(widths)
     self.convs = nn.ModuleList(
-        GCNConv(dims[i], dims[i + 1], cached=False) for i in range(len(widths)))
+        GCNConv(dims[i], dims[i + 1], cached=False, normalize=False)
+        for i in range(len(widths)))
     self.dropout = dropout
 
-  def forward(self, x, edge_index, batch, num_graphs):
+  def forward(self, x, graph, batch, num_graphs):
+    edge_index, edge_weight = graph
     h = x
     for i, conv in enumerate(self.convs):
-      out = conv(h, edge_index)
+      out = conv(h, edge_index, edge_weight)
       if i == len(self.convs) - 1 and h.shape[-1] == out.shape[-1]:
         out = out + h
       h = F.dropout(F.relu(out), self.dropout, self.training)
@@ -112,6 +120,17 @@ def objective(model, data, gamma=2.0, diversity_weight=0.1):
   return focal + diversity_weight * div
 
 
+def normalize_graphs(inputs):
+  """The model's inputs with each edge_index replaced by (edge_index with
+  self-loops, symmetric-normalisation weights): PyG's gcn_norm, what
+  GCNConv(normalize=True) computes in every layer. Run eagerly once per step
+  (shared by all layers, and by all members in W2): its self-loop handling
+  has a data-dependent shape, which broke a compiled graph 6 times."""
+  cx, cei, cb, kx, kei, kb, *rest = inputs
+  return (cx, gcn_norm(cei, None, cx.shape[0]), cb,
+          kx, gcn_norm(kei, None, kx.shape[0]), kb, *rest)
+
+
 def sync(device):
   if device.type == "cuda":
     torch.cuda.synchronize(device)
@@ -153,8 +172,9 @@ def run(args, res):
 
   def step():
     opt.zero_grad(set_to_none=True)
+    step_data = {"inputs": normalize_graphs(inputs), "label": label}
     with amp:
-      loss = loss_fn(model, data)
+      loss = loss_fn(model, step_data)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()

@@ -61,7 +61,7 @@ import torch_geometric
 from common import (add_step_args, emit_result, peak_memory, run_guarded,
                     step_stats, time_steps, torch_setup)
 import w1_data
-from w1_torch import GCNEncoder, load_batch, mlp, sync
+from w1_torch import GCNEncoder, load_batch, mlp, normalize_graphs, sync
 
 WIDTH, HEADS, NUM_CLASSES = 512, 8, 2
 SMOOTHING, ALPHA = 0.2, 0.2
@@ -141,10 +141,11 @@ def build_loop(args, device, k, inputs, label):
 
   def step():
     perm, lam = mixup_draw(k, b, device, gen)
+    graphs = normalize_graphs(inputs)  # once for all members
     losses = []
     for i, (m, opt) in enumerate(zip(models, opts)):
       opt.zero_grad(set_to_none=True)
-      loss = loss_fn(m, inputs, label, perm[i], lam[i])
+      loss = loss_fn(m, graphs, label, perm[i], lam[i])
       loss.backward()
       torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
       opt.step()
@@ -169,11 +170,12 @@ def build_vmap(args, device, k, inputs, label):
   opt = torch.optim.AdamW(plist, lr=2e-4, weight_decay=1e-4,
                           **({"fused": True} if fused else {}))
 
-  def member_loss(p, bufs, perm, lam):
-    logits = functional_call(base, (p, bufs), (*inputs, perm, lam))
+  def member_loss(p, bufs, graphs, perm, lam):
+    logits = functional_call(base, (p, bufs), (*graphs, perm, lam))
     return F.cross_entropy(logits.float(), soft_targets(label, perm, lam))
 
-  vloss = vmap(member_loss, in_dims=(0, 0, 0, 0), randomness="different")
+  vloss = vmap(member_loss, in_dims=(0, 0, None, 0, 0),
+               randomness="different")
   if args.variant == "vmap-compile":
     vloss = torch.compile(vloss)
   gen = torch.Generator().manual_seed(1)
@@ -188,7 +190,8 @@ def build_vmap(args, device, k, inputs, label):
   def step():
     perm, lam = mixup_draw(k, b, device, gen)
     opt.zero_grad(set_to_none=True)
-    losses = vloss(params, buffers, perm, lam)   # [K]
+    losses = vloss(params, buffers, normalize_graphs(inputs), perm,
+                   lam)                       # [K]
     losses.sum().backward()
     with torch.no_grad():
       clip_per_member()
