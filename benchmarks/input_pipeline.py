@@ -118,14 +118,14 @@ def time_step(split, mesh, config, n_steps, n_warmup=30):
     data = sharding.put_replicated(split.arrays, mesh)
     state, rstep = build_step(config, batch0, max(1, split.size // bs),
                               resident=True)
-    idx0 = sharding.put_batch(idx_of(0).astype(np.int32), mesh)
+    idx0 = sharding.put_indices(idx_of(0), mesh)
     for _ in range(1 + n_warmup):
       state, _ = rstep(state, data, idx0)
     jax.block_until_ready(state)
 
     def indices():
       for i in range(n_steps):
-        yield sharding.put_batch(idx_of(i).astype(np.int32), mesh)
+        yield sharding.put_indices(idx_of(i), mesh)
 
     _, res_s, res_wait = _fed(rstep, state, indices(), n_steps, data)
   return {"steps": n_steps, "consume": consume,
@@ -193,7 +193,7 @@ def main():
 
   def trainer_resident():
     idx = pipeline.train_batch_indices(0, next(steps), n, bs)
-    jax.block_until_ready(sharding.put_batch(idx.astype(np.int32), mesh))
+    jax.block_until_ready(sharding.put_indices(idx, mesh))
 
   rows = [
       ("(a) decode: source[i]", rate(decode, 1, args.seconds)),

@@ -152,7 +152,6 @@ def run(args, res):
 
   t0 = time.perf_counter()
   inputs, label = load_batch(device)
-  data = {"inputs": inputs, "label": label}
   sync(device)
   res["data_s"] = time.perf_counter() - t0
 

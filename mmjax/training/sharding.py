@@ -65,6 +65,13 @@ def put_replicated(tree, mesh):
       tree)
 
 
+def put_indices(idx, mesh):
+  """A global batch's example indices [B] (every process computes all of
+  them) -> int32 global array sharded on `data`, each process putting its
+  own rows: what a step on a device-resident split is fed."""
+  return put_batch(idx[process_slice(len(idx))].astype(np.int32), mesh)
+
+
 def process_slice(batch_size):
   """The rows of a global batch that this process feeds."""
   per = batch_size // jax.process_count()

@@ -286,8 +286,7 @@ class Trainer:
       idx = pipeline.train_batch_indices(c.seed, step, self.train.size,
                                          c.batch_size)
       if self.resident is not None:
-        local = idx[sharding.process_slice(len(idx))].astype(np.int32)
-        yield sharding.put_batch(local, self.mesh)
+        yield sharding.put_indices(idx, self.mesh)
       else:
         yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
 
