@@ -7,8 +7,8 @@
 # Wall times seen on an H200 (2026-11-26), compiles included:
 #
 #   pipeline  the input pipeline against the W1 step, host batches and the
-#             device-resident split (84 s with one path; about two minutes
-#             with both)
+#             device-resident split (84 s when it had only the host path,
+#             smoke data generation included; with both not yet timed)
 #   bench     W1 fp32 (210 s: mmjax compiles take 45-47 s, torch.compile
 #             57 s), W2 (mmjax K=1 103 s, K=5 132 s, PyTorch loops 18-59 s
 #             each; torch.func vmap rows not yet run), then `pipeline`, then
