@@ -14,6 +14,14 @@
 #             each; torch.func vmap rows not yet run), then `pipeline`, then
 #             the W1 bf16 extras: more than one 10-minute call; every row
 #             is appended to $OUT as it finishes
+#   w1        W1 fp32 rows only (all implementations: the ratio is to the
+#             PyTorch rows of the same run)                          210 s
+#   w2        W2 rows only, torch.func vmap included     (327 s without vmap)
+#   probe     compile time and step time of the W2 5-member step with XLA's
+#             GPU autotuning off (--xla_gpu_autotune_level=0), to compare with
+#             the default's 97 s compile and 9.97 ms step of 2026-11-26 (the
+#             training stages could then use the flag; the benchmark rows
+#             keep XLA's defaults)                       not yet timed
 #   main      configs/optimized.py, the README's main job, on the GPU
 #             (same SIGTERM budget and resume as below); not yet timed on a
 #             GPU
@@ -29,7 +37,7 @@
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
 # (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu_session.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu_session.sh pipeline|bench|main|extreme|ablation}
+stage=${1:?usage: gpu_session.sh pipeline|bench|w1|w2|probe|main|extreme|ablation}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -56,19 +64,32 @@ pipeline() {
       --steps "${PIPE_STEPS:-200}" --json "$out/input_pipeline_gpu.json"
 }
 
+w1() {
+  python3 benchmarks/run_w1.py --steps "${STEPS:-50}" --only fp32 --timeout 120 \
+      --out "$out/w1_gpu.jsonl"
+}
+w2() {
+  python3 benchmarks/run_w2.py --steps "${W2_STEPS:-${STEPS:-50}}" --timeout 120 \
+      --out "$out/w2_gpu.jsonl"
+}
+
 case $stage in
   pipeline) pipeline ;;
+  w1) w1 ;;
+  w2) w2 ;;
+  probe)
+    XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" python3 \
+        benchmarks/w2_mmjax.py --members 5 --steps "${STEPS:-50}" \
+        --out "$out/w2_probe_autotune0.jsonl"
+    ;;
   bench)
     # Most wanted first (W1 itself is fp32; its bf16 rows are extras), so a
     # call cut short still brings back the rows the issues ask for.
-    s=${STEPS:-50}
-    python3 benchmarks/run_w1.py --steps "$s" --only fp32 --timeout 120 \
-        --out "$out/w1_gpu.jsonl"
-    python3 benchmarks/run_w2.py --steps "${W2_STEPS:-$s}" --timeout 120 \
-        --out "$out/w2_gpu.jsonl"
+    w1
+    w2
     pipeline
-    python3 benchmarks/run_w1.py --steps "$s" --only bf16 --timeout 120 \
-        --out "$out/w1_gpu.jsonl"
+    python3 benchmarks/run_w1.py --steps "${STEPS:-50}" --only bf16 \
+        --timeout 120 --out "$out/w1_gpu.jsonl"
     ;;
   main|extreme|ablation)
     case $stage in
@@ -89,5 +110,13 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu_session.sh: unknown stage '$stage' (pipeline, bench, main, extreme, ablation)"; exit 2 ;;
+  *) echo "gpu_session.sh: unknown stage '$stage' (pipeline, bench, w1, w2, probe, main, extreme, ablation)"; exit 2 ;;
 esac
+
+# A machine goes back after 30 s idle, so the next call usually starts bare:
+# the compiled training steps come back in $out/jax-cache; copying them to
+# ./.gpu-jax-cache here and carrying that path lets the next call on the same
+# kind of GPU skip the compile (XLA keys the cache on device and flags).
+if [ -d .gpu-jax-cache ] && [ "$(du -sm .gpu-jax-cache | cut -f1)" -le 48 ]; then
+  rm -rf "$out/jax-cache" && cp -r .gpu-jax-cache "$out/jax-cache"
+fi

@@ -37,4 +37,8 @@ def test_ablation_smoke_writes_table(tmp_path):
   base = json.loads((tmp_path / "baseline" / "results.json").read_text())
   tta = [100 * m["test"]["accuracy"] for m in base["members"]]
   assert [round(x, 2) for x in tta] == row["per_seed"]
+  # tta reuses the baseline's run: its members and its time.
+  assert row["members"] == len(base["members"]) == 2
+  assert row["train_time_s"] == base["train_time_s"] > 0
+  assert summary["baseline_train_time_s"] == base["train_time_s"]
   assert "| tta | +0.5 |" in (tmp_path / "ablation.md").read_text()

@@ -1,5 +1,9 @@
 """Tests of the tight-binding physics and the materials_tb TFDS builder."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -159,3 +163,17 @@ def test_smoke_builder(tmp_path, monkeypatch):
   monkeypatch.setattr(tb, "generate", fail)
   again = materials_tb.load_materials_tb("smoke", str(tmp_path))
   assert len(again["train"]) == 280
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_auto_processes_follows_the_affinity_mask():
+  from mmjax.data import materials_tb  # pylint: disable=g-import-not-at-top
+  # A child restricted to one core (as taskset or a container would) must
+  # start one generation worker, not one per core of the host.
+  code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+          "from mmjax.data import materials_tb as m; print(m.auto_processes())")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, check=True, timeout=120, cwd=root)
+  assert out.stdout.strip() == "1"
+  assert 1 <= materials_tb.auto_processes() <= materials_tb.MAX_AUTO_PROCESSES

@@ -32,9 +32,25 @@ class MaterialsTbConfig(tfds.core.BuilderConfig):
   seed: int = 0
   n_k: int = tb.DEFAULT_NK
   gap_min: float = tb.DEFAULT_GAP_MIN
-  # Worker processes of the generation; 0 = one per CPU core. The data does
-  # not depend on it (tight_binding.generate), only the generation time does.
+  # Worker processes of the generation; 0 = one per CPU core this process may
+  # use, at most MAX_AUTO_PROCESSES. The data does not depend on it
+  # (tight_binding.generate), only the generation time does.
   processes: int = 0
+
+
+# Each worker is a spawned interpreter importing numpy; past a few dozen the
+# start-up and memory grow while each worker gets only a few hundred models.
+MAX_AUTO_PROCESSES = 32
+
+
+def auto_processes():
+  """Cores this process may run on (its affinity mask, e.g. a container's
+  or taskset's, not the host's count), capped at MAX_AUTO_PROCESSES."""
+  try:
+    n = len(os.sched_getaffinity(0))
+  except AttributeError:  # Not on Linux.
+    n = os.cpu_count() or 1
+  return max(1, min(n, MAX_AUTO_PROCESSES))
 
 
 def split_indices(labels, seed):
@@ -86,7 +102,7 @@ class MaterialsTb(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # Nothing to download: the data is computed.
     cfg = self.builder_config
     t0 = time.time()
-    processes = cfg.processes or os.cpu_count() or 1
+    processes = cfg.processes or auto_processes()
     data = tb.generate(cfg.num_examples, seed=cfg.seed, n_k=cfg.n_k,
                        gap_min=cfg.gap_min, processes=processes)
     self.generation_seconds = time.time() - t0

@@ -124,9 +124,12 @@ def run(config, workdir):
                  "gain_mean": float(gain.mean()),
                  "gain_std": float(gain.std(ddof=1)),
                  "p_value": p, "distinguishable": bool(p < 0.05),
-                 "per_seed": (100 * s).round(2).tolist()})
+                 "per_seed": (100 * s).round(2).tolist(),
+                 "members": len(runs[name]["members"]),
+                 "train_time_s": runs[name].get("train_time_s")})
   summary = {"baseline_accuracy_mean": float(100 * base_scores.mean()),
              "baseline_per_seed": (100 * base_scores).round(2).tolist(),
+             "baseline_train_time_s": runs["baseline"].get("train_time_s"),
              "seeds": a.seeds, "rows": rows,
              "scale": {"num_epochs": base.num_epochs,
                        "max_train": base.dataset.get("max_train", 0),
@@ -147,12 +150,17 @@ def _write_markdown(summary, path):
       f"{sc['num_epochs']} epochs max, train subset {sc['max_train'] or 'all'}.",
       "Gain = paired difference to the baseline seed by seed, in accuracy "
       "points; distinguishable = paired t-test p < 0.05.", "",
-      "| technique | expected gain (seed) | measured gain (mean ± std) | p | distinguishable from 0 |",
-      "| --- | ---: | ---: | ---: | --- |"]
+      "Train time: that variant's `train_time_s` (all its members at once: "
+      "training steps, per-epoch validation and checkpoints; the train "
+      "step's compilation excluded); `tta` reuses the baseline's run.", "",
+      "| technique | expected gain (seed) | measured gain (mean ± std) | p | distinguishable from 0 | members | train time (min) |",
+      "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
   for r in summary["rows"]:
+    t = r.get("train_time_s")
     lines.append(f"| {r['variant']} | +{r['expected_gain']:.1f} | "
                  f"{r['gain_mean']:+.2f} ± {r['gain_std']:.2f} | "
-                 f"{r['p_value']:.3f} | {'yes' if r['distinguishable'] else 'no'} |")
+                 f"{r['p_value']:.3f} | {'yes' if r['distinguishable'] else 'no'} | "
+                 f"{r.get('members', '')} | {'' if t is None else f'{t / 60:.1f}'} |")
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
 
