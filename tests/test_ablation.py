@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import run_launch
 
 from configs import extreme_boost, optimized
@@ -42,3 +44,35 @@ def test_ablation_smoke_writes_table(tmp_path):
   assert row["train_time_s"] == base["train_time_s"] > 0
   assert summary["baseline_train_time_s"] == base["train_time_s"]
   assert "| tta | +0.5 |" in (tmp_path / "ablation.md").read_text()
+
+
+def test_split_replicates_keeps_each_member_as_in_one_run():
+  base = optimized.get_config()
+  full = ablation.variant_config(base, "full_recipe", 5)  # 5 x 9 members
+  parts = ablation.split_replicates(full, 25)
+  assert [len(p.members.seeds) for p in parts] == [18, 18, 9]
+  assert [sorted(p.members.groups) for p in parts] == [
+      ["rep0", "rep1"], ["rep2", "rep3"], ["rep4"]]
+  m = full.members
+  for key in ("seeds", "holdout_fold", "mixup_alpha"):
+    assert sum((tuple(p.members[key]) for p in parts), ()) == tuple(m[key])
+  for p in parts:  # a part's group r holds replicate r's members
+    for g, idx in p.members.groups.items():
+      assert [p.members.seeds[i] for i in idx] == [
+          m.seeds[i] for i in m.groups[g]]
+  assert ablation.split_replicates(full, 0) == [full]
+  assert ablation.split_replicates(full, 45) == [full]
+  with pytest.raises(ValueError, match="max_members_per_run=5"):
+    ablation.split_replicates(full, 5)
+
+
+def test_merge_results_shifts_member_indices():
+  def run(n, reps, t):
+    return {"members": [{"test": {"accuracy": 0.5}}] * n, "train_time_s": t,
+            "stages": {**{r: {"members": list(i)} for r, i in reps.items()},
+                       "super_ensemble": {"members": list(range(n))}}}
+  merged = ablation.merge_results([run(4, {"rep0": (0, 1), "rep1": (2, 3)}, 10.0),
+                                   run(2, {"rep2": (0, 1)}, 5.0)])
+  assert len(merged["members"]) == 6 and merged["train_time_s"] == 15.0
+  assert {k: v["members"] for k, v in merged["stages"].items()} == {
+      "rep0": [0, 1], "rep1": [2, 3], "rep2": [4, 5]}

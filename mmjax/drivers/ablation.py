@@ -83,6 +83,60 @@ def variant_config(base, name, n_seeds):
   return _members(c, n_seeds, 1)
 
 
+def split_replicates(config, max_members):
+  """Splits a variant's replicates into runs of at most `max_members` members.
+
+  Whole replicates (the `rep<r>` groups) go to each run and keep their member
+  seeds, folds and mixup alphas, so each member trains as it would in one
+  run: the batch stream depends on `config.seed` only. A run's memory grows
+  with its members: the 45 512-wide members of `full_recipe` in one run took
+  24.3 GB and were killed on a 24 GiB machine. Returns [config] when no split
+  is needed.
+  """
+  m = config.members
+  if not max_members or len(m.seeds) <= max_members:
+    return [config]
+  reps = sorted(m.groups, key=lambda g: int(g[3:]))
+  parts, cur = [], []
+  for g in reps:
+    if len(m.groups[g]) > max_members:
+      raise ValueError(f"ablation.max_members_per_run={max_members} is less "
+                       f"than one replicate ({len(m.groups[g])} members)")
+    if cur and sum(len(m.groups[x]) for x in cur + [g]) > max_members:
+      parts.append(cur)
+      cur = []
+    cur.append(g)
+  parts.append(cur)
+  configs = []
+  for gs in parts:
+    c = copy.deepcopy(config)
+    idx = [i for g in gs for i in m.groups[g]]
+    c.members.seeds = tuple(m.seeds[i] for i in idx)
+    c.members.holdout_fold = tuple(m.holdout_fold[i] for i in idx)
+    c.members.mixup_alpha = tuple(m.mixup_alpha[i] for i in idx)
+    pos = {i: j for j, i in enumerate(idx)}
+    c.members.groups = {g: tuple(pos[i] for i in m.groups[g]) for g in gs}
+    configs.append(c)
+  return configs
+
+
+def merge_results(parts):
+  """One variant's results from the results.json of its runs, in order:
+  members concatenated, the replicates' stages united (their member indices
+  shifted to the concatenation; each run's own super_ensemble dropped),
+  train times added."""
+  stages, offset = {}, 0
+  for r in parts:
+    for k, v in r["stages"].items():
+      if k.startswith("rep"):
+        stages[k] = {**v, "members": [offset + i for i in v["members"]]}
+    offset += len(r["members"])
+  return {"members": [x for r in parts for x in r["members"]],
+          "stages": stages,
+          "train_time_s": sum(r["train_time_s"] for r in parts),
+          "runs": len(parts)}
+
+
 def _scores(results, name, n_seeds):
   """Test accuracy per seed/replicate [n_seeds] (TTA off unless 'tta')."""
   if name in ("kfold", "ensemble", "full_recipe"):
@@ -109,8 +163,15 @@ def run(config, workdir):
       continue  # Read from the baseline run: same weights, TTA at test.
     vc = variant_config(base, name, a.seeds)
     vdir = os.path.join(workdir, name)
-    print(f"== ablation variant {name}: {len(vc.members.seeds)} members")
-    runs[name], _ = trainer_lib.train_and_evaluate(vc, vdir)
+    parts = split_replicates(vc, a.get("max_members_per_run", 0))
+    print(f"== ablation variant {name}: {len(vc.members.seeds)} members"
+          + (f" in {len(parts)} runs" if len(parts) > 1 else ""))
+    if len(parts) == 1:
+      runs[name], _ = trainer_lib.train_and_evaluate(vc, vdir)
+    else:
+      runs[name] = merge_results([
+          trainer_lib.train_and_evaluate(pc, os.path.join(vdir, f"part{i}"))[0]
+          for i, pc in enumerate(parts)])
   runs["tta"] = runs["baseline"]
   base_scores = _scores(runs["baseline"], "baseline", a.seeds)
   rows = []
