@@ -96,17 +96,16 @@ def split_replicates(config, max_members):
   m = config.members
   if not max_members or len(m.seeds) <= max_members:
     return [config]
-  reps = sorted(m.groups, key=lambda g: int(g[3:]))
-  parts, cur = [], []
-  for g in reps:
-    if len(m.groups[g]) > max_members:
+  parts, n = [[]], 0
+  for g in sorted(m.groups, key=lambda g: int(g[3:])):
+    size = len(m.groups[g])
+    if size > max_members:
       raise ValueError(f"ablation.max_members_per_run={max_members} is less "
-                       f"than one replicate ({len(m.groups[g])} members)")
-    if cur and sum(len(m.groups[x]) for x in cur + [g]) > max_members:
-      parts.append(cur)
-      cur = []
-    cur.append(g)
-  parts.append(cur)
+                       f"than one replicate ({size} members)")
+    if n + size > max_members:
+      parts, n = parts + [[]], 0
+    parts[-1].append(g)
+    n += size
   configs = []
   for gs in parts:
     c = copy.deepcopy(config)

@@ -358,9 +358,9 @@ class Trainer:
           bound_run_ahead(pending, c.max_steps_in_flight)
           if c.max_steps_in_flight > 0:
             # All but the last max_steps_in_flight steps are finished now, so
-            # the bar moves between metric flushes, which are 50 steps apart
-            # (21 min, compilation included, for the 45-member ablation row on
-            # 2 CPU cores).
+            # the bar moves between metric flushes (log_every_steps apart:
+            # the first 50 steps of the 45-member ablation row took 21 min on
+            # 2 CPU cores, compilation included).
             bar.update(max(0, step - c.max_steps_in_flight - bar.n))
           if first:  # Compilation is timed on its own, not as throughput.
             jax.block_until_ready(state)
