@@ -129,15 +129,15 @@ def main(argv):
   from mmjax.training import trainer  # pylint: disable=g-import-not-at-top
   workdir = _WORKDIR.value or _default_workdir()
   try:
-    config = _loaded_config()
-    if config.get("driver") == "ablation":
-      from mmjax.drivers import ablation  # pylint: disable=g-import-not-at-top
-      summary = ablation.run(config, workdir)
-      print(open(os.path.join(workdir, "ablation.md")).read())
-      print(f"ablation: {os.path.join(workdir, 'ablation.md')}")
-      del summary
-      return
-    results, done_before = trainer.train_and_evaluate(config, workdir)
+    with trainer.stop_on_signals():
+      config = _loaded_config()
+      if config.get("driver") == "ablation":
+        from mmjax.drivers import ablation  # pylint: disable=g-import-not-at-top
+        ablation.run(config, workdir)
+        print(open(os.path.join(workdir, "ablation.md")).read())
+        print(f"ablation: {os.path.join(workdir, 'ablation.md')}")
+        return
+      results, done_before = trainer.train_and_evaluate(config, workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

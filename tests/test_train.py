@@ -134,6 +134,38 @@ def test_signal_during_a_metrics_flush_still_checkpoints(tmp_path,
   assert sent and _checkpoint_steps(tmp_path)[-1] == sent[0]
 
 
+# Runs launch.py's main with a SIGTERM sent while the trainer loads its data
+# (before the training loop sets its own handler).
+_SIGTERM_WHILE_LOADING = r"""
+import os, signal
+import launch
+from mmjax.training import trainer
+init = trainer.Trainer.__init__
+def init_after_sigterm(self, *args, **kwargs):
+  os.kill(os.getpid(), signal.SIGTERM)
+  init(self, *args, **kwargs)
+trainer.Trainer.__init__ = init_after_sigterm
+launch.app.run(launch.main, flags_parser=launch.parse_flags)
+"""
+
+
+def test_signal_before_training_stops_with_one_line(tmp_path):
+  """SIGTERM outside the training steps (here while data loads) exits 143
+  with one line, not silently; the workdir keeps its resolved config."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  cmd = [launch_cmd(tmp_path)[0], "-c", _SIGTERM_WHILE_LOADING,
+         *launch_cmd(tmp_path)[2:]]
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=240)
+  assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode,
+                                                   proc.stderr[-2000:])
+  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("stopped by signal 15 outside the training steps"), last
+  assert (tmp_path / "config.json").exists()
+  assert not _checkpoint_steps(tmp_path)
+
+
 def _checkpoint_steps(workdir):
   d = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(d):

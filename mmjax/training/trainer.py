@@ -7,6 +7,7 @@ travels in the checkpoint, so a run resumed from any checkpoint ends with
 exactly the parameters of an uninterrupted run.
 """
 
+import contextlib
 import functools
 import json
 import math
@@ -51,12 +52,42 @@ def bound_run_ahead(pending, limit):
 
 
 class Preempted(Exception):
-  """Raised after a checkpoint was saved on SIGINT/SIGTERM."""
+  """Raised on SIGINT/SIGTERM: after a checkpoint was saved when `step` is
+  given (inside the training steps), else outside them (loading data,
+  compiling, evaluating), where stopping loses nothing already written."""
 
-  def __init__(self, signum, step):
-    super().__init__(f"stopped by signal {signum} at step {step}; checkpoint "
-                     "saved, re-run the same command to resume")
+  def __init__(self, signum, step=None):
+    if step is None:
+      msg = (f"stopped by signal {signum} outside the training steps; what "
+             "the workdir holds is kept, re-run the same command to resume")
+    else:
+      msg = (f"stopped by signal {signum} at step {step}; checkpoint saved, "
+             "re-run the same command to resume")
+    super().__init__(msg)
     self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+  """SIGINT/SIGTERM raise `Preempted` wherever the main thread is.
+
+  Around a whole command: the training loop sets its own handler (a flag
+  checked between steps, so it checkpoints first); outside it, e.g. while a
+  dataset is generated or a step compiles, the default would end the process
+  with no message (SIGTERM) or a traceback (SIGINT). Data generation runs in
+  spawned processes, which do not inherit these handlers.
+  """
+
+  def handle(signum, frame):
+    del frame
+    raise Preempted(signum)
+
+  old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
 
 
 def prepare_workdir(workdir):
