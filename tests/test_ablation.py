@@ -1,6 +1,7 @@
 """The ablation driver: variants as members, paired gains, its three files."""
 
 import json
+import os
 
 import pytest
 
@@ -76,3 +77,35 @@ def test_merge_results_shifts_member_indices():
   assert len(merged["members"]) == 6 and merged["train_time_s"] == 15.0
   assert {k: v["members"] for k, v in merged["stages"].items()} == {
       "rep0": [0, 1], "rep1": [2, 3], "rep2": [4, 5]}
+
+
+def test_a_variant_finished_in_one_run_is_read_back_under_a_split_limit(
+    tmp_path, monkeypatch):
+  """Lowering max_members_per_run (it trades memory and speed, not results)
+  keeps a variant that already finished as one run; one not yet finished
+  trains in parts."""
+  config = extreme_boost.get_config("ablation_smoke")
+  config.unlock()
+  config.ablation.variants = ("kfold",)
+  config.ablation.max_members_per_run = 5  # kfold: 2 replicates x 5 folds
+  calls = []
+
+  def fake_train_and_evaluate(c, workdir):
+    n = len(c.members.seeds)
+    calls.append((os.path.relpath(workdir, tmp_path), n))
+    stages = {g: {"members": list(i), "test": {"accuracy": 0.5}}
+              for g, i in c.members.get("groups", {}).items()}
+    return {"members": [{"test": {"accuracy": 0.5}}] * n, "stages": stages,
+            "train_time_s": 1.0}, False
+
+  monkeypatch.setattr(ablation.trainer_lib, "train_and_evaluate",
+                      fake_train_and_evaluate)
+  (tmp_path / "kfold").mkdir()
+  (tmp_path / "kfold" / "results.json").write_text("{}")
+  ablation.run(config, str(tmp_path))
+  assert calls == [("baseline", 2), ("kfold", 10)]
+  os.remove(tmp_path / "kfold" / "results.json")
+  calls.clear()
+  ablation.run(config, str(tmp_path))
+  assert calls == [("baseline", 2), (os.path.join("kfold", "part0"), 5),
+                   (os.path.join("kfold", "part1"), 5)]

@@ -163,6 +163,10 @@ def run(config, workdir):
     vc = variant_config(base, name, a.seeds)
     vdir = os.path.join(workdir, name)
     parts = split_replicates(vc, a.get("max_members_per_run", 0))
+    if len(parts) > 1 and os.path.exists(os.path.join(vdir, "results.json")):
+      # Finished as one run under a larger (or no) limit: read it back, since
+      # the limit only trades memory and speed, not results.
+      parts = [vc]
     print(f"== ablation variant {name}: {len(vc.members.seeds)} members"
           + (f" in {len(parts)} runs" if len(parts) > 1 else ""))
     if len(parts) == 1:
