@@ -7,16 +7,17 @@
 # Wall times seen on an H200 (2026-11-26), compiles included:
 #
 #   pipeline  the input pipeline against the W1 step, host batches and the
-#             device-resident split (84 s when it had only the host path,
-#             smoke data generation included; with both not yet timed)
+#             device-resident split (about 100 s on an H100, smoke data
+#             generation included)
 #   bench     W1 fp32 (210 s: mmjax compiles take 45-47 s, torch.compile
 #             57 s), W2 (mmjax K=1 103 s, K=5 132 s, PyTorch loops 18-59 s
 #             each; torch.func vmap rows not yet run), then `pipeline`, then
 #             the W1 bf16 extras: more than one 10-minute call; every row
 #             is appended to $OUT as it finishes
 #   w1        W1 fp32 rows only (all implementations: the ratio is to the
-#             PyTorch rows of the same run)                          210 s
-#   w2        W2 rows only, torch.func vmap included     (327 s without vmap)
+#             PyTorch rows of the same run)        210 s (H200), 172 s (H100)
+#   w2        W2 rows only, torch.func vmap included    472 s (H100; the four
+#             torch.func rows fail on CUDA in 15-58 s each)
 #   probe     compile time and step time of the W2 5-member step with XLA's
 #             GPU autotuning off (--xla_gpu_autotune_level=0), to compare with
 #             the default's 97 s compile and 9.97 ms step of 2026-11-26 (the
