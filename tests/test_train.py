@@ -153,8 +153,8 @@ def test_signal_before_training_stops_with_one_line(tmp_path):
   """SIGTERM outside the training steps (here while data loads) exits 143
   with one line, not silently; the workdir keeps its resolved config."""
   env = dict(os.environ, PYTHONPATH=ROOT)
-  cmd = [launch_cmd(tmp_path)[0], "-c", _SIGTERM_WHILE_LOADING,
-         *launch_cmd(tmp_path)[2:]]
+  python, _, *args = launch_cmd(tmp_path)
+  cmd = [python, "-c", _SIGTERM_WHILE_LOADING, *args]
   proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=240)
   assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode,
