@@ -17,7 +17,8 @@
 #   w1        W1 fp32 rows only (all implementations: the ratio is to the
 #             PyTorch rows of the same run)        210 s (H200), 172 s (H100)
 #   w2        W2 rows only, torch.func vmap included    472 s (H100; the four
-#             torch.func rows fail on CUDA in 15-58 s each)
+#             torch.func rows failed on CUDA in 15-58 s each; the two
+#             math-attention vmap rows added since are not yet timed)
 #   probe     compile time and step time of the W2 5-member step with XLA's
 #             GPU autotuning off (--xla_gpu_autotune_level=0), to compare with
 #             the default's 97 s compile and 9.97 ms step of 2026-11-26 (the

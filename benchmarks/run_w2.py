@@ -6,7 +6,9 @@
 Rows, each for K = 1 and K = 5 members (fp32 everywhere):
   mmjax        jit(vmap(member_step))   benchmarks/w2_mmjax.py
   pytorch+pyg  loop (eager), loop + torch.compile, torch.func vmap (eager),
-               torch.func vmap + torch.compile   benchmarks/w2_torch.py
+               torch.func vmap + torch.compile, both again with the math
+               attention backend (CUDA's default kernel fails under vmap)
+                                                  benchmarks/w2_torch.py
 Each variant runs in its own process under --timeout (so the CPU max RSS or
 the device peak belongs to it alone); a failing variant keeps its row with
 the error's first line. JSON lines go to --out (default
@@ -32,11 +34,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (fmt_mem, run_variants,  # pylint: disable=g-import-not-at-top
                     runner_parser, runner_plan)
 
-TORCH_VARIANTS = ("loop", "loop-compile", "vmap", "vmap-compile")
+TORCH_VARIANTS = ("loop", "loop-compile", "vmap", "vmap-compile",
+                  "vmap-math", "vmap-compile-math")
 LABELS = {"loop": "loop of K models, eager",
           "loop-compile": "loop of K models, torch.compile",
           "vmap": "torch.func vmap, eager",
           "vmap-compile": "torch.func vmap, torch.compile",
+          "vmap-math": "torch.func vmap, eager, math attention",
+          "vmap-compile-math": "torch.func vmap, torch.compile, math attention",
           "mmjax": "jit(vmap(member_step))"}
 
 

@@ -4,6 +4,7 @@
   cd /work/main && python benchmarks/w2_torch.py --variant loop-compile --members 5
   cd /work/main && python benchmarks/w2_torch.py --variant vmap --members 5
   cd /work/main && python benchmarks/w2_torch.py --variant vmap-compile --members 5
+  cd /work/main && python benchmarks/w2_torch.py --variant vmap-math --members 5
 
 The W2 model (WORKLOADS.md, seed 001 `extreme_boost`), built to match
 configs/extreme_boost.py layer for layer (11,513,218 parameters per member on
@@ -37,6 +38,14 @@ Variants (all members see the same batch of 64; samples/s counts K*64):
                 BatchNorm's running-stat buffers are stacked too, so their
                 in-place update is a batched update.
   vmap-compile  the vmapped forward + loss under torch.compile.
+  vmap-math, vmap-compile-math
+                the two above with scaled_dot_product_attention held to its
+                MATH backend (torch.nn.attention.sdpa_kernel). On CUDA the
+                default picks the memory-efficient kernel, whose backward
+                fails under vmap ("LSE is not correctly aligned (strideH)",
+                H100, torch 2.11, 2026-11-26; a known limitation noted in
+                pytorch/pytorch#191085); the math backend is plain matmuls
+                and softmax, which vmap batches.
 A variant that fails keeps its row: the 'error' field of the JSON line holds
 the exception's first line.
 
@@ -46,6 +55,7 @@ timing, memory and the JSON line come from benchmarks/common.py, as there).
 """
 
 import argparse
+import contextlib
 import copy
 import os
 import sys
@@ -176,8 +186,13 @@ def build_vmap(args, device, k, inputs, label):
 
   vloss = vmap(member_loss, in_dims=(0, 0, None, 0, 0),
                randomness="different")
-  if args.variant == "vmap-compile":
+  if "compile" in args.variant:
     vloss = torch.compile(vloss)
+  if args.variant.endswith("-math"):
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # pylint: disable=g-import-not-at-top
+    backend = lambda: sdpa_kernel(SDPBackend.MATH)
+  else:
+    backend = contextlib.nullcontext
   gen = torch.Generator().manual_seed(1)
   b = label.shape[0]
 
@@ -190,8 +205,9 @@ def build_vmap(args, device, k, inputs, label):
   def step():
     perm, lam = mixup_draw(k, b, device, gen)
     opt.zero_grad(set_to_none=True)
-    losses = vloss(params, buffers, normalize_graphs(inputs), perm,
-                   lam)                       # [K]
+    with backend():  # the forward picks the kernel; backward follows it
+      losses = vloss(params, buffers, normalize_graphs(inputs), perm,
+                     lam)                     # [K]
     losses.sum().backward()
     with torch.no_grad():
       clip_per_member()
@@ -227,7 +243,8 @@ def run(args, res):
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--variant", default="loop",
-                 choices=("loop", "loop-compile", "vmap", "vmap-compile"))
+                 choices=("loop", "loop-compile", "vmap", "vmap-compile",
+                          "vmap-math", "vmap-compile-math"))
   p.add_argument("--members", type=int, default=5, help="K")
   p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
   add_step_args(p, "the first one")
