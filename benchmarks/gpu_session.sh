@@ -4,11 +4,11 @@
 # Results land in $OUT (the device tool brings them back), or in ./gpu_out
 # when $OUT is unset. The first stage that needs the default dataset
 # generates it (one process per core; kept while the machine is warm).
-# Wall times seen on an H200 (2026-11-26), compiles included:
+# Wall times seen on an H200 and an H100 (2026-11-26), compiles included:
 #
 #   pipeline  the input pipeline against the W1 step, host batches and the
-#             device-resident split (about 100 s on an H100, smoke data
-#             generation included)
+#             device-resident split (about 95 s on an H100 by the log's
+#             timestamps, smoke data generation included)
 #   bench     W1 fp32 (210 s: mmjax compiles take 45-47 s, torch.compile
 #             57 s), W2 (mmjax K=1 103 s, K=5 132 s, PyTorch loops 18-59 s
 #             each; torch.func vmap rows not yet run), then `pipeline`, then
@@ -16,7 +16,7 @@
 #             is appended to $OUT as it finishes
 #   w1        W1 fp32 rows only (all implementations: the ratio is to the
 #             PyTorch rows of the same run)        210 s (H200), 172 s (H100)
-#   w2        W2 rows only, torch.func vmap included    472 s (H100; the four
+#   w2        W2 rows only, torch.func vmap included    472 s (H100 call; the four
 #             torch.func rows failed on CUDA in 15-58 s each; the two
 #             math-attention vmap rows added since are not yet timed)
 #   probe     compile time and step time of the W2 5-member step with XLA's
