@@ -44,6 +44,7 @@ def test_run_writes_everything(reference):
     for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "loss"):
       assert k in results[split]
   assert results["best_step"] > 0 and results["samples_per_s"] > 0
+  assert results["final_eval_s"] > 0
   config = json.loads((reference / "config.json").read_text())
   assert config["dataset"]["variant"] == "smoke"
   rows = [json.loads(l) for l in (reference / "metrics.jsonl").open()]

@@ -321,12 +321,20 @@ class Trainer:
       else:
         yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
 
-  def predict(self, split, params, batch_stats, tta=False):
-    """Logits [K, N, C] and per-sample task losses [K, N] of every member."""
+  def predict(self, split, params, batch_stats, tta=False, desc=None):
+    """Logits [K, N, C] and per-sample task losses [K, N] of every member.
+
+    `desc`: show a progress bar with this label (the final evaluation of a
+    512-wide ensemble runs for most of an hour on CPU).
+    """
     step = self.tta_step if tta and self.tta_step else self.eval_step
     logits, losses_ = [], []
-    for idx in pipeline.eval_batch_indices(split.size,
-                                           self.config.eval_batch_size):
+    batches = pipeline.eval_batch_indices(split.size,
+                                          self.config.eval_batch_size)
+    if desc is not None:
+      batches = tqdm(batches, desc=desc, dynamic_ncols=True,
+                     disable=jax.process_index() != 0)
+    for idx in batches:
       batch = sharding.put_batch(self._host_batch(split, idx), self.mesh)
       lg, per = step(params, batch_stats, batch)
       logits.append(sharding.to_host(lg))
@@ -540,13 +548,18 @@ class Trainer:
     except ValueError as e:
       raise UserError(str(e)) from e
     tta = self.tta_step is not None
-    out = {s: self.predict(split, params, batch_stats, tta)
+    t0 = time.time()
+    how = f"{c.tta.passes} TTA passes" if tta else "plain"
+    out = {s: self.predict(split, params, batch_stats, tta,
+                           desc=f"final eval: {s} ({how})")
            for s, split in (("val", self.val), ("test", test),
                             ("train", self.train))}
     labels = {"val": self.val.labels, "test": test.labels,
               "train": self.train.labels}
     # With TTA, the plain test predictions too, so its gain can be measured.
-    plain = self.predict(test, params, batch_stats, False) if tta else None
+    plain = (self.predict(test, params, batch_stats, False,
+                          desc="final eval: test (plain)") if tta else None)
+    eval_s = time.time() - t0  # Host arrays: every pass has finished.
     member_results = []
     for i in range(self.k):
       r = {s: self._metrics(out[s][0][i], labels[s], out[s][1][i].mean())
@@ -591,6 +604,9 @@ class Trainer:
         "skipped_steps": int(meta["skipped_steps"]),
         "train_time_s": round(meta["train_time_s"], 2),
         "compile_s": round(meta.get("compile_s", 0.0), 2),
+        # The evaluation above: val, test and train (with TTA if on), plus
+        # the plain test pass; wall time, its compilation included.
+        "final_eval_s": round(eval_s, 2),
         "samples_per_s": round(meta["samples_seen"] /
                                max(meta["train_time_s"], 1e-9), 1),
         "members_trained": self.k,
