@@ -29,6 +29,9 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# W2's PyTorch variants: the choices of w2_torch.py and the rows of run_w2.py.
+W2_TORCH_VARIANTS = ("loop", "loop-compile", "vmap", "vmap-compile",
+                     "vmap-math", "vmap-compile-math")
 
 
 # ----------------------------------------------------------- one variant ---

@@ -31,11 +31,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (fmt_mem, run_variants,  # pylint: disable=g-import-not-at-top
-                    runner_parser, runner_plan)
-
-TORCH_VARIANTS = ("loop", "loop-compile", "vmap", "vmap-compile",
-                  "vmap-math", "vmap-compile-math")
+from common import (W2_TORCH_VARIANTS, fmt_mem,  # pylint: disable=g-import-not-at-top
+                    run_variants, runner_parser, runner_plan)
 LABELS = {"loop": "loop of K models, eager",
           "loop-compile": "loop of K models, torch.compile",
           "vmap": "torch.func vmap, eager",
@@ -49,7 +46,7 @@ def variants(members):
   v = []
   for k in members:
     v.append(("mmjax", "mmjax", k, ["w2_mmjax.py", "--members", str(k)]))
-  for var in TORCH_VARIANTS:
+  for var in W2_TORCH_VARIANTS:
     for k in members:
       v.append(("pytorch+pyg", var, k,
                 ["w2_torch.py", "--variant", var, "--members", str(k)]))

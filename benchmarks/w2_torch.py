@@ -68,8 +68,8 @@ from torch import nn
 import torch.nn.functional as F
 import torch_geometric
 
-from common import (add_step_args, emit_result, peak_memory, run_guarded,
-                    step_stats, time_steps, torch_setup)
+from common import (W2_TORCH_VARIANTS, add_step_args, emit_result, peak_memory,
+                    run_guarded, step_stats, time_steps, torch_setup)
 import w1_data
 from w1_torch import GCNEncoder, load_batch, mlp, normalize_graphs, sync
 
@@ -242,9 +242,7 @@ def run(args, res):
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--variant", default="loop",
-                 choices=("loop", "loop-compile", "vmap", "vmap-compile",
-                          "vmap-math", "vmap-compile-math"))
+  p.add_argument("--variant", default="loop", choices=W2_TORCH_VARIANTS)
   p.add_argument("--members", type=int, default=5, help="K")
   p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
   add_step_args(p, "the first one")
