@@ -126,10 +126,11 @@ def main(argv):
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  from mmjax.training import preemption  # pylint: disable=g-import-not-at-top
   from mmjax.training import trainer  # pylint: disable=g-import-not-at-top
   workdir = _WORKDIR.value or _default_workdir()
   try:
-    with trainer.stop_on_signals():
+    with preemption.stop_on_signals():
       config = _loaded_config()
       if config.get("driver") == "ablation":
         from mmjax.drivers import ablation  # pylint: disable=g-import-not-at-top
@@ -141,14 +142,18 @@ def main(argv):
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  except trainer.Preempted as e:
+  except preemption.Preempted as e:
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
   if done_before:
     print(f"{workdir} holds a finished run; its results:")
-  summary = {k: results[k] for k in ("test", "val", "best_epoch",
-                                     "train_time_s", "samples_per_s")
-             if k in results}
+  summary = {k: results[k] for k in ("best_stage", "test", "val",
+                                     "best_epoch", "train_time_s",
+                                     "samples_per_s") if k in results}
+  if "summary" in results:  # Replicates: the chosen stage's mean ± sd.
+    test = results["summary"][results["best_stage"]]["test"]
+    summary["test_mean_sd"] = {k: f"{v['mean']:.4f} ± {v['sd']:.4f}"
+                               for k, v in test.items()}
   print(json.dumps(summary, indent=2))
   print(f"results: {os.path.join(workdir, 'results.json')}")
 

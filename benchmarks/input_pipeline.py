@@ -47,8 +47,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs.optimized import get_config  # pylint: disable=g-import-not-at-top
 from mmjax.data import pipeline  # pylint: disable=g-import-not-at-top
-from mmjax.data.materials_tb import load_materials_tb  # pylint: disable=g-import-not-at-top
-from mmjax.data.sources import data_dir as resolve_data_dir  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials.materials_tb import load_materials_tb  # pylint: disable=g-import-not-at-top
+from mmjax.data.datasets import data_dir as resolve_data_dir  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials.registered import materials_spec  # pylint: disable=g-import-not-at-top
 from mmjax.training import sharding  # pylint: disable=g-import-not-at-top
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from w1_mmjax import build_step  # pylint: disable=g-import-not-at-top
@@ -148,6 +149,7 @@ def main():
   config.dataset.variant = args.variant
   budgets = config.dataset.budgets.to_dict()
   bs = args.batch_size
+  spec = materials_spec()
   source = load_materials_tb(args.variant, resolve_data_dir(config.dataset))[
       "train"]
   n = len(source)
@@ -156,7 +158,7 @@ def main():
 
   decoded = [source[i] for i in range(n)]
   t0 = time.perf_counter()
-  split = pipeline.PaddedSplit(source, budgets, "train")
+  split = pipeline.PaddedSplit(source, spec, budgets, "train")
   preload_s = time.perf_counter() - t0
   mesh = sharding.make_mesh()
   host_batch = split.take(rng.integers(0, n, bs))
@@ -167,7 +169,7 @@ def main():
     source[next(counter) % n]
 
   def pad():
-    pipeline.pad_example(decoded[next(counter) % n], budgets)
+    pipeline.pad_example(decoded[next(counter) % n], spec, budgets)
 
   def batch():
     split.take(rng.integers(0, n, bs))
@@ -177,7 +179,7 @@ def main():
 
   def stream():
     idx = rng.integers(0, n, bs)
-    exs = [pipeline.pad_example(source[int(i)], budgets) for i in idx]
+    exs = [pipeline.pad_example(source[int(i)], spec, budgets) for i in idx]
     b = {k: np.stack([e[k] for e in exs]) for k in exs[0]}
     b["sample_mask"] = np.ones((bs,), np.float32)
     jax.block_until_ready(sharding.put_batch(b, mesh))

@@ -1,4 +1,4 @@
-"""W1 benchmark, PyTorch + PyTorch Geometric side: the seed's model and step.
+"""W1 benchmark, PyTorch + PyTorch Geometric side: the reference recipe's model and step.
 
   cd /work/main && python benchmarks/w1_torch.py --variant eager
   cd /work/main && python benchmarks/w1_torch.py --variant compile

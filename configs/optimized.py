@@ -1,4 +1,4 @@
-r"""Seed 000, `optimized`: the multi-modal topological-materials classifier.
+r"""Reference recipe 000, `optimized`: the multi-modal topological-materials classifier.
 
   python launch.py --config=configs/optimized.py --workdir=runs/optimized
   python launch.py --config=configs/optimized.py:smoke --workdir=/tmp/smoke
@@ -22,6 +22,7 @@ def smoke_run(c: ml_collections.ConfigDict) -> None:
   c.schedule.warmup_epochs = 1
   c.log_every_steps = 4
   c.checkpoint_every_steps = 5
+  c.members.replicates = 1
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -60,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           scalar=dict(type="mlp", widths=(64, 128), dropout=0.0),
           decomp=dict(type="mlp", widths=(128, 256), dropout=0.0),
       ),
-      token_dim=288,          # 4 tokens x 288 = the seed's 1152 features
+      token_dim=288,          # 4 tokens x 288 = the reference recipe's 1152 features
       fusion="self_attention",
       num_heads=8,
       head_widths=(256, 128),
@@ -69,16 +70,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dtype="float32",
   ))
 
+  # The task's loss: a weighted sum of named terms (mmjax/tasks).
   c.loss = ml_collections.ConfigDict(dict(
-      name="focal", gamma=2.0, label_smoothing=0.0, diversity_weight=0.1,
-      diversity_mode="normalized"))
+      terms=dict(focal=1.0), gamma=2.0, focal_alpha=-1.0, label_smoothing=0.0,
+      diversity_weight=0.1, diversity_mode="normalized"))
   c.optimizer = ml_collections.ConfigDict(dict(
       weight_decay=1e-4, b1=0.9, b2=0.999, eps=1e-8, grad_clip=1.0,
       skip_nonfinite=True, max_nonfinite=10))
   c.schedule = ml_collections.ConfigDict(dict(
       name="warmup_cosine", warmup_epochs=5, eta_min=1e-6, per_epoch=True))
+  # Early stopping watches a validation metric; results.json's stage is
+  # picked by the task's main metric (accuracy) on validation.
   c.early_stopping = ml_collections.ConfigDict(dict(
-      patience=10, min_delta=0.001, restore_best=True))
+      metric="loss", mode="min", patience=10, min_delta=0.001,
+      restore_best=True))
   # One member: a single model. Ensembles, k-fold folds and seed sweeps are
   # members trained together by one vmapped step (see configs/extreme_boost).
   c.members = ml_collections.ConfigDict(dict(
@@ -86,13 +91,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       mixup_alpha=(0.0,),    # 0 = no mixup
       holdout_fold=(-1,),    # k-fold fold the member never trains on
       groups=dict(model=(0,)),
+      # Copies of the members above with other seeds (+1000 r), trained in
+      # the same run; results report every stage's mean and sd over them.
+      replicates=3,
   ))
   c.kfold = ml_collections.ConfigDict(dict(num_folds=5))
   c.tta = ml_collections.ConfigDict(dict(passes=0, noise=0.05))
   c.member_parallel = 1  # devices along the mesh's member axis
 
-  c.gap_notice = 0.05   # the seed's "good sign" bound on train - val accuracy
-  c.gap_warning = 0.10  # the seed's warning sign
+  # Overfitting monitor: each epoch a fixed training subset is scored in
+  # eval mode, like validation, and the train - val accuracy gap reported.
+  c.monitor = ml_collections.ConfigDict(dict(
+      train_subset=2048,
+      gap_notice=0.05,    # the reference recipe's "good sign" bound
+      gap_warning=0.10))  # its warning sign
   c.log_every_steps = 50
   c.checkpoint_every_steps = 500
   # Steps dispatched ahead of the device at most; a SIGTERM is acted on

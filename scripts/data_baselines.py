@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from mmjax.data import materials_tb  # pylint: disable=g-import-not-at-top
-from mmjax.data import tight_binding as tb  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials import materials_tb  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials import tb_features  # pylint: disable=g-import-not-at-top
 
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
 
@@ -96,12 +96,12 @@ def run(args):
       "Best single-scalar threshold rule (threshold picked on train), test "
       "accuracy per scalar:",
       "",
-      "| " + " | ".join(tb.SCALAR_NAMES) + " |",
-      "|" + "---|" * len(tb.SCALAR_NAMES),
+      "| " + " | ".join(tb_features.SCALAR_NAMES) + " |",
+      "|" + "---|" * len(tb_features.SCALAR_NAMES),
       "| " + " | ".join(f"{a:.3f}" for a in single) + " |",
       "",
       f"Max over scalars: **{single.max():.3f}** "
-      f"(`{tb.SCALAR_NAMES[int(single.argmax())]}`).",
+      f"(`{tb_features.SCALAR_NAMES[int(single.argmax())]}`).",
       "",
       f"Produced by `python scripts/data_baselines.py --config {args.config} "
       f"--data_dir {args.data_dir}` on {datetime.date.today().isoformat()} "

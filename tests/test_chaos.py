@@ -14,7 +14,7 @@ import jax
 import pytest
 
 from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
-from mmjax.training import trainer as trainer_lib
+from mmjax.training import checkpoint
 
 SEED = 20240611
 RUN_TIMEOUT_S = 180
@@ -119,7 +119,7 @@ def test_random_sigkills_then_resume_is_bitwise_exact(reference, tmp_path):
   cut = max(step_of(t) for t in tmp)
   # The unfinished checkpoint is invisible: the latest step is the last
   # finished one, before the cut one, and it restores.
-  params, latest = trainer_lib.final_params(workdir)
+  params, latest = checkpoint.final_params(workdir)
   assert latest == done[-1] and latest < cut, (latest, cut, done, tmp)
   assert jax.tree.leaves(params)
 
@@ -136,8 +136,8 @@ def test_random_sigkills_then_resume_is_bitwise_exact(reference, tmp_path):
 
   done, tmp = _ckpt_entries(workdir)
   assert done[-1] == _ckpt_entries(reference)[0][-1]
-  pa, sa = trainer_lib.final_params(reference)
-  pb, sb = trainer_lib.final_params(workdir)
+  pa, sa = checkpoint.final_params(reference)
+  pb, sb = checkpoint.final_params(workdir)
   assert sa == sb
   assert_same_trees(pa, pb, context=f"kills={kills}")
   ref = json.loads((reference / "results.json").read_text())

@@ -1,4 +1,5 @@
-"""Tests for mmjax.data.cif_folder on real crystal structures.
+"""Tests of the CIF-folder dataset (mmjax.data.materials.cif_*, npz_modalities)
+on real crystal structures.
 
 Structures: the eight COD mineral CIFs that ase ships as test data
 (ase/test/testdata/minerals/cod_*.cif, e.g. cod_1010995 = 3C-SiC zincblende,
@@ -19,8 +20,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from mmjax.data import cif_folder as cf  # pylint: disable=g-import-not-at-top
-from mmjax.data import schema  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials import cif_folder as cf  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials import cif_labels  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials import schema  # pylint: disable=g-import-not-at-top
+from mmjax.data.materials.cif_material import read_material  # pylint: disable=g-import-not-at-top
 
 MINERALS = os.path.join(os.path.dirname(ase.__file__), "test", "testdata",
                         "minerals")
@@ -75,7 +78,7 @@ def test_sic_first_shell():
   d1, d2 = SIC_A * np.sqrt(3) / 4, SIC_A / np.sqrt(2)
   cutoff = 0.5 * (d1 + d2)
   atoms = ase.io.read(SIC, format="cif")
-  ex = cf.read_material(SIC, None, 0, cutoff=cutoff)
+  ex = read_material(SIC, None, 0, cutoff=cutoff)
   assert ex["crystal_nodes"].shape == (8, 3) == (len(atoms), 3)
   assert sorted(atoms.get_chemical_symbols()) == ["C"] * 4 + ["Si"] * 4
   sym = atoms.get_chemical_symbols()
@@ -91,7 +94,7 @@ def test_sic_first_shell():
 
 def test_sic_second_shell_collapses_images():
   """Past a/sqrt(2) the 12 Si-Si images reach the 3 other Si: degree 7."""
-  ex = cf.read_material(SIC, None, 0, cutoff=3.3)
+  ex = read_material(SIC, None, 0, cutoff=3.3)
   for i in range(8):
     assert _neighbours(ex, i) == [j for j in range(8) if j != i]
 
@@ -104,7 +107,7 @@ def test_nacl_graph(nacl):
   i, j, d = ase.neighborlist.neighbor_list("ijd", atoms, cutoff)
   np.testing.assert_allclose(d, NACL_A / 2, atol=1e-6)
   assert np.all(np.bincount(i) == 6)
-  ex = cf.read_material(nacl, None, "trivial", cutoff=cutoff)
+  ex = read_material(nacl, None, "trivial", cutoff=cutoff)
   assert ex["crystal_nodes"].shape == (8, 3)
   sym = atoms.get_chemical_symbols()
   for a in range(8):
@@ -118,7 +121,7 @@ def test_nacl_graph(nacl):
 
 @pytest.mark.parametrize("cif", CIFS, ids=os.path.basename)
 def test_graph_invariants(cif):
-  ex = cf.read_material(cif, None, 1)
+  ex = read_material(cif, None, 1)
   schema.validate_example(ex, cif)
   assert len(ex["crystal_nodes"]) == len(ase.io.read(cif, format="cif"))
   s, r = ex["crystal_senders"], ex["crystal_receivers"]
@@ -150,7 +153,7 @@ def test_npz_modalities(tmp_path):
   full = dict(_kspace(rng=rng), scalar=rng.normal(size=10),
               decomp=rng.normal(size=64))
   np.savez(tmp_path / "full.npz", **full)
-  ex = cf.read_material(SIC, str(tmp_path / "full.npz"), 1)
+  ex = read_material(SIC, str(tmp_path / "full.npz"), 1)
   np.testing.assert_array_equal(ex["modality_mask"], [1, 1, 1, 1])
   np.testing.assert_allclose(ex["kspace_nodes"], full["kspace_nodes"],
                              rtol=1e-6)
@@ -158,9 +161,37 @@ def test_npz_modalities(tmp_path):
   np.testing.assert_allclose(ex["decomp"], full["decomp"], rtol=1e-6)
   assert ex["kspace_senders"].dtype == np.int32
   np.savez(tmp_path / "part.npz", scalar=full["scalar"])
-  ex = cf.read_material(SIC, str(tmp_path / "part.npz"), 1)
+  ex = read_material(SIC, str(tmp_path / "part.npz"), 1)
   np.testing.assert_array_equal(ex["modality_mask"], [1, 0, 1, 0])
   assert ex["kspace_nodes"].shape == (1, 64) and not ex["decomp"].any()
+
+
+@pytest.mark.parametrize("modality", ["crystal", "kspace"])
+def test_validate_example_rejects_self_loops(modality):
+  # GCNConv adds a self loop to every node; an explicit one would count twice.
+  ex = read_material(SIC, None, 1)
+  ex.update({"kspace_nodes": np.zeros((3, 64), np.float32),
+             "kspace_senders": np.array([0, 1], np.int32),
+             "kspace_receivers": np.array([1, 0], np.int32)})
+  schema.validate_example(ex, "example cod_1010995")
+  s, r = ex[f"{modality}_senders"], ex[f"{modality}_receivers"]
+  ex[f"{modality}_senders"] = np.r_[s, 2].astype(np.int32)
+  ex[f"{modality}_receivers"] = np.r_[r, 2].astype(np.int32)
+  msg = (f"example cod_1010995: {modality} edge {len(s)} is a self loop "
+         r"\(node 2 -> 2\); GCNConv adds its own")
+  with pytest.raises(ValueError, match=f"^{msg}$"):
+    schema.validate_example(ex, "example cod_1010995")
+
+
+def test_npz_self_loop_gets_the_schema_message(tmp_path):
+  k = _kspace()
+  path = tmp_path / "loop.npz"
+  np.savez(path, **dict(k, kspace_senders=np.r_[k["kspace_senders"], 3],
+                        kspace_receivers=np.r_[k["kspace_receivers"], 3]))
+  n = len(k["kspace_senders"])
+  with pytest.raises(ValueError, match=f"^{path}: kspace edge {n} is a self "
+                     r"loop \(node 3 -> 3\); GCNConv adds its own$"):
+    read_material(SIC, str(path), 0)
 
 
 def _truncations(text):
@@ -178,7 +209,7 @@ def test_truncated_cif_raises(tmp_path, case):
   path = tmp_path / f"trunc_{case}.cif"
   path.write_text(text)
   with pytest.raises(ValueError, match=f"trunc_{case}.cif"):
-    cf.read_material(str(path), None, 0)
+    read_material(str(path), None, 0)
 
 
 BAD_CIFS = {
@@ -197,7 +228,7 @@ def test_bad_cif_raises(tmp_path, name):
   path = tmp_path / name
   path.write_bytes(BAD_CIFS[name])
   with pytest.raises(ValueError, match=name) as e:
-    cf.read_material(str(path), None, 0)
+    read_material(str(path), None, 0)
   assert "\n" not in str(e.value)
 
 
@@ -205,23 +236,23 @@ def test_cif_without_atoms(tmp_path):
   path = tmp_path / "cell_only.cif"
   path.write_text(NACL_CIF.split("loop_")[0])  # real cell, no atom loop
   with pytest.raises(ValueError, match="cell_only.cif: no atoms"):
-    cf.read_material(str(path), None, 0)
+    read_material(str(path), None, 0)
 
 
 def test_missing_file_and_bad_label(tmp_path, nacl):
   with pytest.raises(ValueError, match="nothere.cif: file not found"):
-    cf.read_material(str(tmp_path / "nothere.cif"), None, 0)
+    read_material(str(tmp_path / "nothere.cif"), None, 0)
   with pytest.raises(ValueError, match="nothere.npz: file not found"):
-    cf.read_material(nacl, str(tmp_path / "nothere.npz"), 0)
+    read_material(nacl, str(tmp_path / "nothere.npz"), 0)
   for bad in (2, "metal", "", True, 1.0):
     with pytest.raises(ValueError, match="NaCl.cif: bad label"):
-      cf.read_material(nacl, None, bad)
-  assert cf.read_material(nacl, None, " Topological ")["label"] == 1
+      read_material(nacl, None, bad)
+  assert read_material(nacl, None, " Topological ")["label"] == 1
 
 
 def test_cutoff_too_small(nacl):
   with pytest.raises(ValueError, match="NaCl.cif: .*no neighbour"):
-    cf.read_material(nacl, None, 0, cutoff=2.0)
+    read_material(nacl, None, 0, cutoff=2.0)
 
 
 def _bad_npzs():
@@ -254,7 +285,7 @@ def test_bad_npz_raises(tmp_path, case):
   path = tmp_path / f"bad_{case}.npz"
   np.savez(path, **_bad_npzs()[case])
   with pytest.raises(ValueError, match=f"bad_{case}.npz") as e:
-    cf.read_material(SIC, str(path), 0)
+    read_material(SIC, str(path), 0)
   assert "\n" not in str(e.value)
 
 
@@ -271,7 +302,7 @@ def test_unreadable_npz_raises(tmp_path):
     np.save(f, np.zeros(10))
   for p in (junk, trunc, pickled, npy):
     with pytest.raises(ValueError, match=p.name):
-      cf.read_material(SIC, str(p), 0)
+      read_material(SIC, str(p), 0)
   assert zipfile.is_zipfile(pickled)  # rejected for pickle, not format
 
 
@@ -314,7 +345,7 @@ def test_bad_labels_csv(tmp_path, header, rows, msg):
 
 def test_missing_labels_csv(tmp_path):
   with pytest.raises(ValueError, match="labels.csv: file not found"):
-    cf.read_labels(str(tmp_path))
+    cif_labels.read_labels(str(tmp_path))
 
 
 def test_bad_cif_in_folder_names_file(tmp_path):
@@ -326,7 +357,7 @@ def test_bad_cif_in_folder_names_file(tmp_path):
 
 
 def _rows(n, labels):
-  return [cf.LabelRow(f"m{i:03d}", labels[i % len(labels)], None)
+  return [cif_labels.LabelRow(f"m{i:03d}", labels[i % len(labels)], None)
           for i in range(n)]
 
 
@@ -334,7 +365,7 @@ def _rows(n, labels):
                                       (3, (1, 1, 1)), (4, (2, 1, 1)),
                                       (100, (70, 15, 15))])
 def test_split_sizes(n, expect):
-  out = cf.assign_splits(_rows(n, [0, 1]), seed=0)
+  out = cif_labels.assign_splits(_rows(n, [0, 1]), seed=0)
   assert tuple(len(out[s]) for s in cf.SPLITS) == expect
   assert sorted(r.id for s in cf.SPLITS for r in out[s]) == [
       r.id for r in _rows(n, [0, 1])]
@@ -342,10 +373,10 @@ def test_split_sizes(n, expect):
 
 def test_split_stratified_and_seeded():
   rows = _rows(200, [0, 0, 0, 1])  # 150 trivial, 50 topological
-  a, b = cf.assign_splits(rows, 0), cf.assign_splits(rows, 0)
-  c = cf.assign_splits(rows, 1)
+  a, b = cif_labels.assign_splits(rows, 0), cif_labels.assign_splits(rows, 0)
+  c = cif_labels.assign_splits(rows, 1)
   assert a == b and a != c
-  for s, frac in zip(cf.SPLITS, cf.SPLIT_FRACTIONS):
+  for s, frac in zip(cf.SPLITS, cif_labels.SPLIT_FRACTIONS):
     labels = [r.label for r in a[s]]
     assert abs(labels.count(1) - 50 * frac) <= 1
     assert abs(labels.count(0) - 150 * frac) <= 1
@@ -373,7 +404,7 @@ def test_tfds_round_trip(tmp_path):
   assert sorted(seen) == sorted(ids)
   for k, mid in enumerate(ids):
     npz = os.path.join(d, f"{mid}.npz") if k < 2 else None
-    want = cf.read_material(os.path.join(d, f"{mid}.cif"), npz, k % 2, 3.5)
+    want = read_material(os.path.join(d, f"{mid}.cif"), npz, k % 2, 3.5)
     got = seen[mid]
     assert set(got) == set(want)
     for key, v in want.items():

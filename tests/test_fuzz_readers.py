@@ -61,7 +61,7 @@ def nacl(rows=NACL_ROWS, a=5.64, b=None, c=None, alpha=90, beta=90,
 
 
 def _check_example(ex, where):
-  from mmjax.data import schema  # pylint: disable=g-import-not-at-top
+  from mmjax.data.materials import schema  # pylint: disable=g-import-not-at-top
   schema.validate_example(ex, where)
   n = len(ex["crystal_nodes"])
   assert n >= 1, "empty crystal graph"
@@ -70,24 +70,25 @@ def _check_example(ex, where):
 
 
 def _read(kind, path, cif):
-  from mmjax.data import cif_folder as cf  # pylint: disable=g-import-not-at-top
+  from mmjax.data.materials.cif_labels import read_labels  # pylint: disable=g-import-not-at-top
+  from mmjax.data.materials.cif_material import read_material  # pylint: disable=g-import-not-at-top
   if kind == "cif":
-    return _check_example(cf.read_material(path, None, 1), path)
+    return _check_example(read_material(path, None, 1), path)
   if kind == "npz":
-    ex = cf.read_material(cif, path, 0)
+    ex = read_material(cif, path, 0)
     assert ex["modality_mask"][1:].any(), "npz read but nothing used"
     return _check_example(ex, path)
   if kind == "sleep":  # For the harness's own test.
     time.sleep(3600)
   if kind == "labels":
-    rows = cf.read_labels(path)
+    rows = read_labels(path)
     assert rows and all(r.label in (0, 1) and r.id for r in rows)
     return f"{len(rows)} rows"
   raise AssertionError(kind)
 
 
 def _worker(conn):
-  from mmjax.data import cif_folder  # pylint: disable=g-import-not-at-top,unused-import
+  from mmjax.data.materials import cif_material  # pylint: disable=g-import-not-at-top,unused-import
   conn.send("ready")
   while True:
     task = conn.recv()

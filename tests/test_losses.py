@@ -1,4 +1,4 @@
-"""The bounded variant of seed 000's feature-diversity regulariser."""
+"""The bounded variant of reference recipe 000's feature-diversity regulariser."""
 
 import jax
 import jax.numpy as jnp

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from configs.optimized import get_config
+from mmjax.errors import UserError
+from mmjax.training import checkpoint
+from mmjax.training import members as members_lib
 from mmjax.training import trainer as trainer_lib
+from mmjax.training import workdir as workdir_lib
 from mmjax.training.steps import mixup_partners
 
 
@@ -18,10 +22,10 @@ def _run(tmp_path, name, seeds, folds, alphas):
   config.members.mixup_alpha = alphas
   config.members.groups = {"all": tuple(range(len(seeds)))}
   workdir = str(tmp_path / name)
-  trainer_lib.prepare_workdir(workdir)
-  trainer_lib.write_or_check_config(config, workdir)
+  workdir_lib.prepare_workdir(workdir)
+  workdir_lib.write_or_check_config(config, workdir)
   results = trainer_lib.Trainer(config, workdir).run()
-  params, _ = trainer_lib.final_params(workdir)
+  params, _ = checkpoint.final_params(workdir)
   return results, params
 
 
@@ -70,18 +74,18 @@ def test_mixup_partners_stay_inside_the_mask():
 def test_members_config_errors():
   config = get_config("smoke")
   config.members.seeds = (0, 1)
-  with pytest.raises(trainer_lib.UserError, match="members.mixup_alpha"):
-    trainer_lib.member_table(config)
+  with pytest.raises(UserError, match="members.mixup_alpha"):
+    members_lib.member_table(config)
   config.members.mixup_alpha = (0.0, 0.0)
   config.members.holdout_fold = (0, 7)
-  with pytest.raises(trainer_lib.UserError, match="holdout_fold"):
-    trainer_lib.member_table(config)
+  with pytest.raises(UserError, match="holdout_fold"):
+    members_lib.member_table(config)
 
 
 def test_max_train_keeps_a_fixed_subset(tmp_path):
   config = get_config("smoke")
   config.dataset.max_train = 100
-  trainer_lib.prepare_workdir(str(tmp_path))
+  workdir_lib.prepare_workdir(str(tmp_path))
   a = trainer_lib.Trainer(config, str(tmp_path))
   b = trainer_lib.Trainer(config, str(tmp_path))
   assert a.train.size == 100 and a.steps_per_epoch == 100 // config.batch_size
@@ -93,5 +97,27 @@ def test_max_train_keeps_a_fixed_subset(tmp_path):
 def test_member_parallel_must_divide_members(tmp_path):
   config = get_config("smoke")
   config.member_parallel = 2
-  with pytest.raises(trainer_lib.UserError, match="member_parallel"):
+  with pytest.raises(UserError, match="member_parallel"):
     trainer_lib.Trainer(config, str(tmp_path))
+
+
+def test_extreme_boost_smoke_reports_its_four_stages(tmp_path):
+  """The reference recipe 001 run end to end: four stages, k-fold members
+  scored on their held-out folds, TTA and plain scores side by side."""
+  from conftest import run_launch  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  proc = run_launch(tmp_path, config="configs/extreme_boost.py:smoke",
+                    timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  r = json.loads((tmp_path / "results.json").read_text())
+  assert set(r["stages"]) == {"kfold", "ensemble", "full", "super_ensemble"}
+  assert r["best_stage"] in r["stages"] and r["tta_passes"] == 2
+  for stage in r["stages"].values():
+    assert {"val", "test", "train", "val_no_tta", "test_no_tta"} <= set(stage)
+  kfold = [m for m in r["members"] if m["holdout_fold"] >= 0]
+  assert [m["holdout_fold"] for m in kfold] == [0, 1, 2, 3, 4]
+  assert all(0 <= m["holdout"]["accuracy"] <= 1 for m in kfold)
+  chosen = r["stages"][r["best_stage"]]
+  assert r["train_val_gap"] == pytest.approx(
+      chosen["train"]["accuracy"] - chosen["val_no_tta"]["accuracy"])
+  assert r["final_eval_s"] > 0

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
-from mmjax.training import trainer as trainer_lib
+from mmjax.training import checkpoint
 
 TIMEOUT_S = 240
 
@@ -24,11 +24,13 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _run_job(workdir, num_processes, env=None, timeout=TIMEOUT_S):
+def _run_job(workdir, num_processes, env=None, timeout=TIMEOUT_S,
+             check=True):
   """Runs `num_processes` launch.py processes of one job to completion.
 
   Returns [(returncode, stdout, stderr)]; on a timeout or a failed process
-  every child still running is killed before the assertion fails."""
+  every child still running is killed before the assertion fails (with
+  check=False: before returning)."""
   port = _free_port()
   full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
   logs = [(open(os.path.join(workdir.parent, f"{workdir.name}.{i}.out"),
@@ -46,7 +48,7 @@ def _run_job(workdir, num_processes, env=None, timeout=TIMEOUT_S):
       codes = [p.poll() for p in procs]
       if all(c is not None for c in codes):
         break
-      if any(c not in (None, 0) for c in codes):  # One died: stop the rest.
+      if check and any(c not in (None, 0) for c in codes):  # One died.
         time.sleep(2)
         break
       time.sleep(0.2)
@@ -63,7 +65,7 @@ def _run_job(workdir, num_processes, env=None, timeout=TIMEOUT_S):
     out.close()
     err.close()
   for i, (code, _, err) in enumerate(results):
-    assert code == 0, f"process {i} exited {code}:\n{err[-3000:]}"
+    assert code == 0 or not check, f"process {i} exited {code}:\n{err[-3000:]}"
   return results
 
 
@@ -84,8 +86,8 @@ def _assert_close_to(reference, workdir, processes, devices, atol=2e-3):
     assert abs(got[split]["loss"] - ref[split]["loss"]) < 1e-3, split
   assert got["epochs_run"] == ref["epochs_run"]
   assert got["skipped_steps"] == ref["skipped_steps"] == 0
-  pa, sa = trainer_lib.final_params(reference)
-  pb, sb = trainer_lib.final_params(workdir)
+  pa, sa = checkpoint.final_params(reference)
+  pb, sb = checkpoint.final_params(workdir)
   assert sa == sb
   assert_same_trees(pa, pb, atol=atol)
   # Metrics are written once (by process 0), not once per process.
@@ -110,6 +112,18 @@ def test_two_processes_of_four_devices_match_one(reference, tmp_path):
   _run_job(workdir, 2, env={
       "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
   _assert_close_to(reference, workdir, processes=2, devices=8)
+
+
+def test_a_refused_workdir_stops_every_process(tmp_path):
+  """Process 0 refuses a workdir that holds another run; the others stop
+  with the same one-line error instead of waiting for it in training."""
+  workdir = tmp_path / "job"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(json.dumps({"seed": 12345}))
+  results = _run_job(workdir, 2, timeout=150, check=False)
+  for i, (code, _, err) in enumerate(results):
+    assert code == 2, f"process {i} exited {code}:\n{err[-2000:]}"
+    assert "holds a run of another config" in err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("flags,message", [

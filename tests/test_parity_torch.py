@@ -2,7 +2,7 @@
 PyTorch / PyTorch Geometric stack, with equal weights and inputs.
 
 Every reference value is computed here by torch (or by a plain-python
-transcription of the seed's code), never copied from the code under test.
+transcription of the reference recipe's code), never copied from the code under test.
 Weights are copied from the Flax params into the torch modules: a Flax Dense
 kernel is [in, out], a torch Linear weight is [out, in].
 """
@@ -193,7 +193,7 @@ def test_gcnconv_gradients_match_pyg():
 
 
 class TorchGCNEncoder(torch.nn.Module):
-  """Seed 000's encoder: PyG GCNConv + ReLU, residual on the last layer,
+  """Reference recipe 000's encoder: PyG GCNConv + ReLU, residual on the last layer,
   concat(global_mean_pool, global_max_pool)."""
 
   def __init__(self, params, widths):
@@ -370,7 +370,7 @@ def test_mlp_batchnorm_running_var_matches_torch():
 
 
 def torch_focal(logits, targets):
-  """Seed 000, verbatim."""
+  """Reference recipe 000, verbatim."""
   ce_loss = F.cross_entropy(logits, targets, reduction="none")
   pt = torch.exp(-ce_loss)
   return (1 - pt) ** 2 * ce_loss
@@ -409,8 +409,8 @@ def test_soft_targets_cross_entropy_matches_label_smoothing():
                          label_smoothing=0.2, reduction="none")
   close(got, want)
   close(losses.masked_mean(got, jnp.ones(32)), want.mean())
-  # Also under the focal loss (the seed-001 combination).
-  # Also under the focal loss (seed 000's formula on the smoothed CE).
+  # Also under the focal loss (reference recipe 001's combination).
+  # Also under the focal loss (reference recipe 000's formula on the smoothed CE).
   close(losses.focal_loss(jnp.asarray(logits), targets),
         (1 - torch.exp(-want)) ** 2 * want)
 
@@ -478,7 +478,7 @@ def test_warmup_cosine_per_step_sanity():
 
 
 class CyclicCosineScheduler:
-  """Seed 001's scheduler, transcribed (the lr it sets at `step(epoch)`)."""
+  """Reference recipe 001's scheduler, transcribed (the lr it sets at `step(epoch)`)."""
 
   def __init__(self, max_lr, min_lr, warmup_epochs, cycle_epochs):
     self.max_lr, self.min_lr = max_lr, min_lr
@@ -565,7 +565,7 @@ def test_clip_by_global_norm_matches_torch():
 
 
 def test_build_optimizer_matches_torch_clip_adamw_schedule():
-  """mmjax's chain (clip 1.0 -> AdamW with warmup-cosine) vs the seed-000
+  """mmjax's chain (clip 1.0 -> AdamW with warmup-cosine) vs reference recipe 000's
   torch loop: clip_grad_norm_, optimizer.step(), lr set per epoch."""
   cfg = ml_collections.ConfigDict(dict(
       learning_rate=2e-2, num_epochs=8,

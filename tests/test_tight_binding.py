@@ -7,8 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from mmjax.data import schema
-from mmjax.data import tight_binding as tb
+from mmjax.data.materials import chern
+from mmjax.data.materials import schema
+from mmjax.data.materials import tb_features
+from mmjax.data.materials import tb_generation
+from mmjax.data.materials import tight_binding as tb
 
 QWZ_MASSES = (-3.0, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.0)
 
@@ -22,7 +25,7 @@ def _expected_qwz(m):
 
 @pytest.mark.parametrize("m", QWZ_MASSES)
 def test_qwz_phase_diagram(m):
-  c = tb.chern_number_fhs(tb.qwz_hamiltonian(m), 24)
+  c = chern.chern_number_fhs(tb.qwz_hamiltonian(m), 24)
   assert abs(c - round(c)) < 1e-6
   assert round(c) == _expected_qwz(m)
 
@@ -30,8 +33,8 @@ def test_qwz_phase_diagram(m):
 @pytest.mark.parametrize("m", QWZ_MASSES)
 def test_fhs_sign_matches_skyrmion_number(m):
   # Independent check of the sign convention: C_FHS(lower) = -deg(d/|d|).
-  c = tb.chern_number_fhs(tb.qwz_hamiltonian(m), 32)
-  deg = tb.skyrmion_number(tb.qwz_hamiltonian(m), 32)
+  c = chern.chern_number_fhs(tb.qwz_hamiltonian(m), 32)
+  deg = chern.skyrmion_number(tb.qwz_hamiltonian(m), 32)
   assert abs(deg - round(deg)) < 1e-6
   assert round(c) == -round(deg)
 
@@ -45,9 +48,9 @@ def test_qwz_params_match_closed_form():
 
 def test_upper_band_has_opposite_chern():
   hk = tb.qwz_hamiltonian(-1.2)(tb.k_mesh(24))
-  c_low, _ = tb.fhs_from_mesh(hk, occupied=1)
-  c_all, _ = tb.fhs_from_mesh(hk, occupied=2)
-  c_up, _ = tb.fhs_from_mesh(-hk, occupied=1)  # lowest band of -H = upper.
+  c_low, _ = chern.fhs_from_mesh(hk, occupied=1)
+  c_all, _ = chern.fhs_from_mesh(hk, occupied=2)
+  c_up, _ = chern.fhs_from_mesh(-hk, occupied=1)  # lowest band of -H = upper.
   assert round(c_low) == -1 and round(c_up) == 1 and abs(c_all) < 1e-6
 
 
@@ -58,26 +61,26 @@ def test_multiband_occupied_subspace():
   h = np.zeros(k.shape[:-1] + (4, 4), complex)
   h[..., :2, :2] = tb.qwz_hamiltonian(1.0)(k) - 10.0 * np.eye(2)
   h[..., 2:, 2:] = tb.qwz_hamiltonian(-1.0)(k) + 10.0 * np.eye(2)
-  assert round(tb.fhs_from_mesh(h, 1)[0]) == 1
-  assert round(tb.fhs_from_mesh(h, 2)[0]) == 0
-  assert round(tb.fhs_from_mesh(h, 3)[0]) == -1
+  assert round(chern.fhs_from_mesh(h, 1)[0]) == 1
+  assert round(chern.fhs_from_mesh(h, 2)[0]) == 0
+  assert round(chern.fhs_from_mesh(h, 3)[0]) == -1
 
 
 def test_random_models_stable_under_refinement_and_basis_change():
   rng = np.random.default_rng(123)
   p = tb.sample_models(rng, 64)
-  chern, ok, gap = tb.label_models(p["onsite"], p["hops"], n_k=16)
+  c, ok, gap, _ = chern.label_models(p["onsite"], p["hops"], n_k=16)
   assert ok.mean() > 0.5 and np.all(gap[ok] >= tb.DEFAULT_GAP_MIN)
   on, hp = p["onsite"][ok], p["hops"][ok]
-  c_fine = tb.chern_number_fhs((on, hp), 64)
-  np.testing.assert_allclose(c_fine, chern[ok], atol=1e-6)
+  c_fine = chern.chern_number_fhs((on, hp), 64)
+  np.testing.assert_allclose(c_fine, c[ok], atol=1e-6)
   # A k-independent U(2) basis change leaves C of the occupied band alone.
   z = rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2))
   u, _ = np.linalg.qr(z)
   ud = u.conj().T
-  c_rot = tb.chern_number_fhs((u @ on @ ud, u @ hp @ ud), 32)
-  np.testing.assert_allclose(c_rot, chern[ok], atol=1e-6)
-  assert {0, 1} <= set(np.abs(chern[ok]).tolist())
+  c_rot = chern.chern_number_fhs((u @ on @ ud, u @ hp @ ud), 32)
+  np.testing.assert_allclose(c_rot, c[ok], atol=1e-6)
+  assert {0, 1} <= set(np.abs(c[ok]).tolist())
 
 
 def test_hermiticity_and_periodicity():
@@ -101,13 +104,13 @@ def _check_edges(snd, rcv, n_nodes, n_edges, degree):
 
 
 def test_graph_edges():
-  _check_edges(*tb.crystal_edges(), 32, 384, 12)
-  _check_edges(*tb.kspace_edges(), 64, 256, 4)
+  _check_edges(*tb_features.crystal_edges(), 32, 384, 12)
+  _check_edges(*tb_features.kspace_edges(), 64, 256, 4)
 
 
 @pytest.fixture(scope="module")
 def batch():
-  return tb.generate(200, seed=3, n_k=16, processes=1)
+  return tb_generation.generate(200, seed=3, n_k=16, processes=1)
 
 
 def test_generated_batch(batch):
@@ -128,16 +131,16 @@ def test_generated_batch(batch):
 
 
 def test_generation_is_deterministic(batch):
-  again = tb.generate(200, seed=3, n_k=16, processes=2)
+  again = tb_generation.generate(200, seed=3, n_k=16, processes=2)
   for key in ("label", "candidate", "scalar", "kspace_nodes", "decomp",
               "crystal_nodes"):
     np.testing.assert_array_equal(batch[key], again[key], err_msg=key)
-  other = tb.generate(200, seed=4, n_k=16, processes=1)
+  other = tb_generation.generate(200, seed=4, n_k=16, processes=1)
   assert not np.array_equal(batch["scalar"], other["scalar"])
 
 
 def test_smoke_builder(tmp_path, monkeypatch):
-  from mmjax.data import materials_tb  # pylint: disable=g-import-not-at-top
+  from mmjax.data.materials import materials_tb  # pylint: disable=g-import-not-at-top
   sources = materials_tb.load_materials_tb("smoke", str(tmp_path))
   sizes = {s: len(src) for s, src in sources.items()}
   assert sizes == {"train": 280, "val": 60, "test": 60}
@@ -160,18 +163,18 @@ def test_smoke_builder(tmp_path, monkeypatch):
   # Second call reuses the prepared files: generating again would fail.
   def fail(*args, **kwargs):
     raise AssertionError("regenerated")
-  monkeypatch.setattr(tb, "generate", fail)
+  monkeypatch.setattr(tb_generation, "generate", fail)
   again = materials_tb.load_materials_tb("smoke", str(tmp_path))
   assert len(again["train"]) == 280
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
 def test_auto_processes_follows_the_affinity_mask():
-  from mmjax.data import materials_tb  # pylint: disable=g-import-not-at-top
+  from mmjax.data.materials import materials_tb  # pylint: disable=g-import-not-at-top
   # A child restricted to one core (as taskset or a container would) must
   # start one generation worker, not one per core of the host.
   code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
-          "from mmjax.data import materials_tb as m; print(m.auto_processes())")
+          "from mmjax.data.materials import materials_tb as m; print(m.auto_processes())")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True, timeout=120, cwd=root)

@@ -15,12 +15,15 @@ import pytest
 from conftest import ROOT, assert_same_trees, launch_cmd, run_launch
 from configs.optimized import get_config
 from mmjax.errors import UserError
+from mmjax.training import checkpoint
+from mmjax.training import preemption
 from mmjax.training import trainer as trainer_lib
+from mmjax.training import workdir as workdir_lib
 
 
 def _assert_same_params(a, b, exact=True, atol=0.0):
-  pa, _ = trainer_lib.final_params(a)
-  pb, _ = trainer_lib.final_params(b)
+  pa, _ = checkpoint.final_params(a)
+  pb, _ = checkpoint.final_params(b)
   assert_same_trees(pa, pb, atol=None if exact else atol)
 
 
@@ -65,7 +68,7 @@ def test_rerun_prints_results_without_training(reference):
 
 def test_train_step_compiles_once(tmp_path):
   config = get_config("smoke")
-  trainer_lib.write_or_check_config(config, str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   trainer = trainer_lib.Trainer(config, str(tmp_path))
   results = trainer.run()
   assert trainer.train_step._cache_size() == 1  # pylint: disable=protected-access
@@ -103,7 +106,7 @@ def test_dispatch_runs_at_most_limit_steps_ahead():
     for _ in range(12):
       x = step(x)
       pending.append(x)
-      trainer_lib.bound_run_ahead(pending, limit)
+      preemption.bound_run_ahead(pending, limit)
       most_ahead[limit] = max(most_ahead[limit],
                               sum(not p.is_ready() for p in pending))
     jax.block_until_ready(x)
@@ -118,7 +121,7 @@ def test_signal_during_a_metrics_flush_still_checkpoints(tmp_path,
   checkpoint of the step it names, not the previous one."""
   config = get_config("smoke")
   config.checkpoint_every_steps = 1000  # only epoch ends and the signal save
-  trainer_lib.write_or_check_config(config, str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   trainer = trainer_lib.Trainer(config, str(tmp_path))
   flush = trainer_lib.Trainer._flush
   sent = []
@@ -130,7 +133,7 @@ def test_signal_during_a_metrics_flush_still_checkpoints(tmp_path,
       os.kill(os.getpid(), signal.SIGTERM)
 
   monkeypatch.setattr(trainer_lib.Trainer, "_flush", flush_then_signal)
-  with pytest.raises(trainer_lib.Preempted):
+  with pytest.raises(preemption.Preempted):
     trainer.run()
   assert sent and _checkpoint_steps(tmp_path)[-1] == sent[0]
 
@@ -244,7 +247,7 @@ def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert max(r.get("skipped_steps", 0) for r in rows) > 0
   # The last checkpoint written is intact and restorable.
-  params, step = trainer_lib.final_params(tmp_path)
+  params, step = checkpoint.final_params(tmp_path)
   assert step is not None and jax.tree.leaves(params)
 
 
@@ -252,16 +255,16 @@ def test_workdir_check_happens_first(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("x")
   with pytest.raises(UserError, match="cannot write"):
-    trainer_lib.prepare_workdir(str(blocker / "sub"))
+    workdir_lib.prepare_workdir(str(blocker / "sub"))
 
 
 def test_full_disk_stops_before_training(tmp_path, monkeypatch):
   config = get_config("smoke")
-  trainer_lib.prepare_workdir(str(tmp_path))
-  trainer_lib.write_or_check_config(config, str(tmp_path))
+  workdir_lib.prepare_workdir(str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   trainer = trainer_lib.Trainer(config, str(tmp_path))
-  usage = trainer_lib.shutil.disk_usage(str(tmp_path))
-  monkeypatch.setattr(trainer_lib.shutil, "disk_usage",
+  usage = workdir_lib.shutil.disk_usage(str(tmp_path))
+  monkeypatch.setattr(workdir_lib.shutil, "disk_usage",
                       lambda p: usage._replace(free=10 << 20))
   with pytest.raises(UserError, match="MiB free"):
     trainer.run()
@@ -272,10 +275,10 @@ def test_full_disk_stops_before_training(tmp_path, monkeypatch):
 def test_failed_checkpoint_write_is_one_line_and_keeps_the_last(
     tmp_path, monkeypatch):
   config = get_config("smoke")
-  trainer_lib.prepare_workdir(str(tmp_path))
-  trainer_lib.write_or_check_config(config, str(tmp_path))
+  workdir_lib.prepare_workdir(str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   trainer = trainer_lib.Trainer(config, str(tmp_path))
-  ckpt = trainer_lib.Checkpointer(str(tmp_path))
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
   state = trainer.init_state
   best = {"params": state.params, "batch_stats": state.batch_stats}
   ckpt.save(1, state, best, {"ok": True})

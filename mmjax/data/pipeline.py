@@ -1,7 +1,8 @@
 """Padding examples to fixed budgets and serving batches.
 
-Every batch of a run has the same shapes (graphs padded to node/edge budgets,
-the last eval batch padded with `sample_mask` 0), so the train step compiles
+Every batch of a run has the same shapes (each modality padded as its kind
+says, `mmjax.data.modalities`; the last eval batch padded with `sample_mask`
+0), so the train step compiles
 once. The order of training batches is a function of (seed, epoch) only, so a
 resumed run sees exactly the batches an uninterrupted run would.
 """
@@ -12,48 +13,28 @@ import queue
 
 import numpy as np
 
-from mmjax.data import schema
+from mmjax.data import modalities
 
 
-def pad_graph(nodes, senders, receivers, max_nodes, max_edges, where, name):
-  """Pads one graph to the budgets.
+LABEL_DTYPES = {"classification": np.int32, "regression": np.float32}
 
-  Returns nodes [max_nodes, F], senders/receivers [max_edges] int32,
-  node_mask [max_nodes], edge_mask [max_edges]. Padded edges point at node 0
-  with edge_mask 0 (the GCN weighs messages by the mask).
-  Raises ValueError naming `where` if the graph exceeds a budget.
+
+def pad_example(ex, spec, budgets):
+  """One example -> dict of fixed-shape arrays (no batch axis), padded by
+  the kinds `spec` (datasets.DatasetSpec) declares for its modalities.
+
+  A dataset without `modality_mask` has every modality present.
   """
-  n, e = len(nodes), len(senders)
-  if n > max_nodes or e > max_edges:
-    raise ValueError(
-        f"{where}: {name} graph has {n} nodes / {e} edges, over the budget "
-        f"{max_nodes} / {max_edges} (raise dataset.budgets.{name})")
-  out_nodes = np.zeros((max_nodes, nodes.shape[1]), np.float32)
-  out_nodes[:n] = nodes
-  s = np.zeros((max_edges,), np.int32)
-  r = np.zeros((max_edges,), np.int32)
-  s[:e], r[:e] = senders, receivers
-  node_mask = np.zeros((max_nodes,), np.float32)
-  node_mask[:n] = 1
-  edge_mask = np.zeros((max_edges,), np.float32)
-  edge_mask[:e] = 1
-  return out_nodes, s, r, node_mask, edge_mask
-
-
-def pad_example(ex, budgets):
-  """One schema example -> dict of fixed-shape arrays (no batch axis)."""
   where = _name(ex)
   out = {}
-  for m in schema.GRAPH_MODALITIES:
-    b = budgets[m]
-    (out[f"{m}_nodes"], out[f"{m}_senders"], out[f"{m}_receivers"],
-     out[f"{m}_node_mask"], out[f"{m}_edge_mask"]) = pad_graph(
-         np.asarray(ex[f"{m}_nodes"], np.float32), ex[f"{m}_senders"],
-         ex[f"{m}_receivers"], b["nodes"], b["edges"], where, m)
-  for m in schema.VECTOR_MODALITIES:
-    out[m] = np.asarray(ex[m], np.float32)
-  out["modality_mask"] = np.asarray(ex["modality_mask"], np.float32)
-  out["label"] = np.asarray(ex["label"], np.int32)
+  for name, mod in spec.modalities.items():
+    out.update(modalities.kind_of(mod).pad(ex, name, mod, budgets.get(name),
+                                           where))
+  if "modality_mask" in ex:
+    out["modality_mask"] = np.asarray(ex["modality_mask"], np.float32)
+  else:
+    out["modality_mask"] = np.ones((len(spec.modalities),), np.float32)
+  out["label"] = np.asarray(ex["label"], LABEL_DTYPES[spec.task])
   return out
 
 
@@ -68,17 +49,17 @@ class PaddedSplit:
   Loading pads each example once; batches are then fancy indexing.
   """
 
-  def __init__(self, source, budgets, desc="split"):
+  def __init__(self, source, spec, budgets, desc="split"):
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     n = len(source)
     if n == 0:
       raise ValueError(f"{desc}: the split is empty")
-    first = pad_example(source[0], budgets)
+    first = pad_example(source[0], spec, budgets)
     self.arrays = {k: np.empty((n,) + v.shape, v.dtype) for k, v in
                    first.items()}
     for i in tqdm(range(n), desc=f"loading {desc}", leave=False,
                   mininterval=2.0, disable=n < 2000):
-      ex = first if i == 0 else pad_example(source[i], budgets)
+      ex = first if i == 0 else pad_example(source[i], spec, budgets)
       for k, v in ex.items():
         self.arrays[k][i] = v
     self.size = n
@@ -89,6 +70,16 @@ class PaddedSplit:
         self.size)[:n])
     self.arrays = {k: v[keep] for k, v in self.arrays.items()}
     self.size = n
+
+  def subset(self, n, seed):
+    """A new split of a fixed random subset of min(n, size) examples (in
+    their original order), sharing nothing mutable with this one."""
+    keep = np.sort(np.random.default_rng([seed, 0x7E57]).permutation(
+        self.size)[:n])
+    out = object.__new__(PaddedSplit)
+    out.arrays = {k: v[keep] for k, v in self.arrays.items()}
+    out.size = len(keep)
+    return out
 
   @property
   def labels(self):
@@ -143,25 +134,50 @@ def eval_batch_indices(n, batch_size):
 
 def prefetch(iterable, size=2):
   """Runs `iterable` in a background thread, `size` items ahead, so host-side
-  batching and device transfer overlap with the device's step."""
+  batching and device transfer overlap with the device's step.
+
+  Closing the returned generator (or dropping it) stops the thread, which
+  then releases `iterable` and what it holds (a trainer, its device-resident
+  split): a loop that ends early, e.g. on early stopping, leaks nothing.
+  """
   q = queue.Queue(maxsize=size)
+  stop = threading.Event()
   sentinel = object()
   errors = []
 
-  def worker():
+  def put(item):
+    while not stop.is_set():
+      try:
+        q.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def worker(it):
     try:
-      for item in iterable:
-        q.put(item)
+      for item in it:
+        if not put(item):
+          break
     except BaseException as e:  # pylint: disable=broad-except
       errors.append(e)
-    q.put(sentinel)
+    finally:
+      close = getattr(it, "close", None)
+      if close is not None:
+        close()
+    put(sentinel)
 
-  t = threading.Thread(target=worker, daemon=True)
+  t = threading.Thread(target=worker, args=(iter(iterable),), daemon=True)
+  del iterable
   t.start()
-  while True:
-    item = q.get()
-    if item is sentinel:
-      if errors:
-        raise errors[0]
-      return
-    yield item
+  try:
+    while True:
+      item = q.get()
+      if item is sentinel:
+        if errors:
+          raise errors[0]
+        return
+      yield item
+  finally:
+    stop.set()
+    t.join()

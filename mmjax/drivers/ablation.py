@@ -1,6 +1,6 @@
-"""Measured gains instead of expected gains: seed 001's technique table.
+"""Measured gains instead of expected gains: reference recipe 001's technique table.
 
-From the `optimized` baseline, one variant per technique of the seed's gain
+From the `optimized` baseline, one variant per technique of the reference recipe's gain
 table, and the full recipe; each over `ablation.seeds` seeds trained as
 vmapped members of one run. Writes `ablation.json`, `ablation.md` and
 `ablation.png` into the workdir; every variant's own run (resumable, with its
@@ -21,8 +21,9 @@ from scipy import stats
 
 from configs import extreme_boost
 from mmjax.training import trainer as trainer_lib
+from mmjax.training import workdir as workdir_lib
 
-# Technique -> the seed's expected gain in accuracy points (seed 001's table).
+# Technique -> the reference recipe's expected gain in accuracy points (reference recipe 001's table).
 EXPECTED = {"capacity": 2.0, "cross_modal": 1.0, "cyclic_lr": 0.5,
             "mixup": 0.7, "tta": 0.5, "kfold": 0.8, "ensemble": 1.0,
             "full_recipe": 6.5}
@@ -43,6 +44,7 @@ def _members(config, n_rep, per_rep, alphas=None, kfold=False):
   config.members.holdout_fold = tuple(folds)
   config.members.mixup_alpha = tuple(mix)
   config.members.groups = groups
+  config.members.replicates = 1  # The replicates are the rep<r> groups.
   return config
 
 
@@ -89,9 +91,8 @@ def split_replicates(config, max_members):
   Whole replicates (the `rep<r>` groups) go to each run and keep their member
   seeds, folds and mixup alphas, so each member trains as it would in one
   run: the batch stream depends on `config.seed` only. A run's memory grows
-  with its members: the 45 512-wide members of `full_recipe` in one run took
-  24.3 GB and were killed on a 24 GiB machine. Returns [config] when no split
-  is needed.
+  with its members, so a cap bounds it. Returns [config] when no split is
+  needed.
   """
   m = config.members
   if not max_members or len(m.seeds) <= max_members:
@@ -154,7 +155,7 @@ def run(config, workdir):
   del base["ablation"]
   del base["driver"]
   base.lock()
-  workdir = trainer_lib.prepare_workdir(workdir)
+  workdir = workdir_lib.prepare_workdir(workdir)
   names = ["baseline"] + [v for v in a.variants if v != "baseline"]
   runs = {}
   for name in names:
@@ -208,7 +209,7 @@ def run(config, workdir):
 def _write_markdown(summary, path):
   sc = summary["scale"]
   lines = [
-      "# Ablation: seed 001's expected gains vs measured gains", "",
+      "# Ablation: reference recipe 001's expected gains vs measured gains", "",
       f"Baseline `optimized`: test accuracy {summary['baseline_accuracy_mean']:.2f}% "
       f"(mean of {summary['seeds']} seeds). Data {sc['dataset']}, "
       f"{sc['num_epochs']} epochs max, train subset {sc['max_train'] or 'all'}.",
@@ -217,7 +218,7 @@ def _write_markdown(summary, path):
       "Train time: that variant's `train_time_s` (all its members at once: "
       "training steps, per-epoch validation and checkpoints; the train "
       "step's compilation excluded); `tta` reuses the baseline's run.", "",
-      "| technique | expected gain (seed) | measured gain (mean ± std) | p | distinguishable from 0 | members | train time (min) |",
+      "| technique | expected gain (reference) | measured gain (mean ± std) | p | distinguishable from 0 | members | train time (min) |",
       "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
   for r in summary["rows"]:
     t = r.get("train_time_s")
@@ -237,7 +238,7 @@ def _plot(summary, path):
   x = np.arange(len(rows))
   fig, ax = plt.subplots(figsize=(9, 4))
   ax.bar(x - 0.2, [r["expected_gain"] for r in rows], 0.4,
-         label="expected (seed 001)")
+         label="expected (reference recipe 001)")
   ax.bar(x + 0.2, [r["gain_mean"] for r in rows], 0.4,
          yerr=[r["gain_std"] for r in rows], capsize=3, label="measured")
   ax.axhline(0, color="k", lw=0.8)

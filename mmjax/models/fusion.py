@@ -25,15 +25,22 @@ class SelfAttentionFusion(nn.Module):
 
 
 class CrossModalFusion(nn.Module):
-  """Seed 001: for each modality, attention with that modality as the query
-  and the other modalities as keys/values (its own module per modality),
-  with a residual; then self-attention over the tokens. [B, M, D] -> same."""
+  """Reference recipe 001: for each modality, attention with that modality
+  as the query and the other present modalities as keys/values (its own
+  module per modality), with a residual; then self-attention over the
+  tokens. [B, M, D] -> same.
+
+  A modality whose sample has no other modality present gets no cross term
+  (its attention has no keys), so the output never depends on the tokens
+  of absent modalities.
+  """
   num_heads: int = 8
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, tokens, present, *, train: bool):
     m = tokens.shape[1]
+    tokens = tokens * present[..., None].astype(tokens.dtype)
     out = []
     for i in range(m):
       others = present.at[:, i].set(0.0)
@@ -41,7 +48,9 @@ class CrossModalFusion(nn.Module):
       att = nn.MultiHeadDotProductAttention(
           num_heads=self.num_heads, dtype=self.dtype, name=f"cross{i}")(
               tokens[:, i:i + 1], tokens, mask=mask)
-      out.append(tokens[:, i:i + 1] + att)
+      # With every key masked the softmax would average all of them.
+      has_keys = (others > 0).any(-1).astype(att.dtype)[:, None, None]
+      out.append(tokens[:, i:i + 1] + att * has_keys)
     tokens = jnp.concatenate(out, axis=1) * present[..., None]
     return SelfAttentionFusion(self.num_heads, self.dtype, name="self")(
         tokens, present, train=train)

@@ -115,7 +115,7 @@ class DenseGCNConv(nn.Module):
 
 class GCNEncoder(nn.Module):
   """A GCN stack with ReLU, dropout, a residual on the last layer and mean+max
-  pooling (seed 000's crystal/k-space encoders).
+  pooling (reference recipe 000's crystal/k-space encoders).
 
   Input: the padded batch fields of one graph modality. Output [B, 2*widths[-1]]
   (optionally projected to `out_features`). `aggregation` picks segment sums
@@ -150,7 +150,7 @@ class GCNEncoder(nn.Module):
       out = conv(i, width, h)
       last = i == len(self.widths) - 1
       if last and h.shape[-1] == width:
-        out = out + h  # The seed's residual on the last layer.
+        out = out + h  # The reference recipe's residual on the last layer.
       h = nn.relu(out)
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     pooled = masked_mean_max(h.reshape(b, n, -1), node_mask)

@@ -13,15 +13,17 @@ class BatchNorm(nn.Module):
   Normalises with the biased batch variance in training, like every
   BatchNorm, but tracks the UNBIASED one in `var` as torch.nn.BatchNorm1d
   does (flax.linen.BatchNorm tracks the biased one, so eval outputs would
-  drift from the seeds' models). x [B, F]; momentum is torch's (0.1 = weight
-  of the new batch). Statistics are over the global batch under jit.
+  drift from the reference recipes' models). x [B, F]; momentum is torch's
+  (0.1 = weight of the new batch). Statistics are over the global batch
+  under jit, or, with `rows` [B] (1 = counts), over those rows only: a
+  k-fold member's statistics never see its held-out fold.
   """
   momentum: float = 0.1
   epsilon: float = 1e-5
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool):
+  def __call__(self, x, *, train: bool, rows=None):
     f = x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (f,),
                             jnp.float32)
@@ -30,12 +32,20 @@ class BatchNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (f,))
     if train:
       xf = x.astype(jnp.float32)
-      mean, var = xf.mean(0), xf.var(0)
-      if not self.is_initializing():
+      if rows is None:
         n = x.shape[0]
+        mean, var = xf.mean(0), xf.var(0)
+        denom = max(n - 1, 1)
+      else:
+        w = rows.astype(jnp.float32)[:, None]
+        n = w.sum()
+        mean = (xf * w).sum(0) / jnp.maximum(n, 1.0)
+        var = (((xf - mean) ** 2) * w).sum(0) / jnp.maximum(n, 1.0)
+        denom = jnp.maximum(n - 1.0, 1.0)
+      if not self.is_initializing():
         m = self.momentum
         ra_mean.value = (1 - m) * ra_mean.value + m * mean
-        ra_var.value = (1 - m) * ra_var.value + m * var * n / max(n - 1, 1)
+        ra_var.value = (1 - m) * ra_var.value + m * var * n / denom
     else:
       mean, var = ra_mean.value, ra_var.value
     y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
@@ -56,13 +66,15 @@ class MLP(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool):
+  def __call__(self, x, *, train: bool, rows=None):
+    """`rows` [B] (optional): the rows BatchNorm takes statistics from."""
     for i, width in enumerate(self.widths):
       x = nn.Dense(width, dtype=self.dtype, name=f"dense{i}")(x)
       if i == len(self.widths) - 1 and not self.final_activation:
         break
       if self.batch_norm:
-        x = BatchNorm(dtype=self.dtype, name=f"bn{i}")(x, train=train)
+        x = BatchNorm(dtype=self.dtype, name=f"bn{i}")(x, train=train,
+                                                       rows=rows)
       x = nn.relu(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x

@@ -1,11 +1,10 @@
 """The one model assembly of mmjax: an encoder per modality, a fusion, a head.
 
-A recipe chooses encoders, fusion and head in its config; nothing here knows
-about a particular dataset beyond the batch-key conventions:
-  graph modality `g`:  g_nodes [B,N,F], g_senders/g_receivers [B,E],
-                       g_node_mask [B,N], g_edge_mask [B,E]
-  vector modality `v`: v [B,F]
-  modality_mask [B,M] in the order of the config's encoders.
+A recipe chooses encoders (by registered type, mmjax.models.encoders),
+fusion and head in its config; nothing here knows a dataset or a modality
+kind: each encoder reads its modality's batch keys (mmjax.data.modalities)
+and says where mixup and test-time noise act on it. `modality_mask` [B, M]
+is in the order of the config's `model.modalities`.
 """
 
 from typing import Any
@@ -14,51 +13,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.data import modalities as modalities_lib
 from mmjax.models import fusion as fusion_lib
-from mmjax.models.gcn import GCNEncoder
+from mmjax.models.encoders import encoder_info
 from mmjax.models.mlp import MLP
-
-
-def _encode(name, spec, batch, dtype, train):
-  kind = spec["type"]
-  if kind == "gcn":
-    enc = GCNEncoder(widths=tuple(spec["widths"]),
-                     dropout=spec.get("dropout", 0.0), dtype=dtype,
-                     aggregation=spec.get("aggregation", "segment"),
-                     out_features=spec.get("out_features", None),
-                     name=f"{name}_encoder")
-    return enc(batch[f"{name}_nodes"], batch[f"{name}_senders"],
-               batch[f"{name}_receivers"], batch[f"{name}_node_mask"],
-               batch[f"{name}_edge_mask"], train=train)
-  if kind == "mlp":
-    enc = MLP(widths=tuple(spec["widths"]), dropout=spec.get("dropout", 0.0),
-              batch_norm=spec.get("batch_norm", False), dtype=dtype,
-              name=f"{name}_encoder")
-    return enc(batch[name].astype(dtype), train=train)
-  raise ValueError(f"model.encoders.{name}.type: unknown encoder '{kind}' "
-                   "(known: gcn, mlp)")
-
-
-def _add_noise(batch, encoders, rng, std):
-  """Gaussian feature noise on every modality's input features."""
-  out = dict(batch)
-  for i, (name, spec) in enumerate(encoders):
-    key = f"{name}_nodes" if spec["type"] == "gcn" else name
-    x = batch[key]
-    out[key] = x + std * jax.random.normal(jax.random.fold_in(rng, i),
-                                           x.shape, x.dtype)
-  return out
 
 
 class MultiModalModel(nn.Module):
   """Returns {'logits': [B, C], 'features': [B, M*D] fused embedding}.
 
+  'logits' are the head's C outputs: class logits, or a regression task's
+  predictions.
   `mixup` (optional): (perm [B] int, lam [] float) mixes every sample i with
-  sample perm[i]: vector modalities at the input, graph modalities on their
-  encoder's embedding (manifold mixup: graphs of different sizes have no
-  input-level average). Each modality is mixed exactly once.
-  `noise` (optional): (rng, std) adds Gaussian noise of that std to every
-  input feature (test-time augmentation).
+  sample perm[i], each modality once, at its encoder's input or embedding
+  as the encoder declares.
+  `noise` (optional): (rng, std) adds Gaussian noise of that std to each
+  modality's input features or embedding, likewise (test-time
+  augmentation).
+  `rows` (optional) [B]: the rows BatchNorm statistics come from in training
+  (default: all).
   """
   encoders: tuple  # ((name, spec dict), ...) in modality_mask order
   token_dim: int
@@ -70,17 +43,27 @@ class MultiModalModel(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, batch, *, train: bool, mixup=None, noise=None):
-    if noise is not None:
-      batch = _add_noise(batch, self.encoders, *noise)
+  def __call__(self, batch, *, train: bool, mixup=None, noise=None,
+               rows=None):
     mix = lambda x: x if mixup is None else (
         mixup[1] * x + (1 - mixup[1]) * x[mixup[0]])
     tokens = []
-    for name, spec in self.encoders:
-      if spec["type"] == "gcn":
-        emb = mix(_encode(name, spec, batch, self.dtype, train))
-      else:
-        emb = _encode(name, spec, {name: mix(batch[name])}, self.dtype, train)
+    for i, (name, spec) in enumerate(self.encoders):
+      info = encoder_info(name, spec)
+      keys = modalities_lib.KINDS[info.kind].input_keys(name)
+      inputs = dict(batch)
+      if noise is not None and info.noise == "input":
+        for j, k in enumerate(keys):
+          inputs[k] = _noisy(batch[k], noise, i, j)
+      if info.mixup == "input":
+        for k in keys:
+          inputs[k] = mix(inputs[k])
+      encode = info.build(spec, self.dtype, f"{name}_encoder")
+      emb = encode(inputs, name, train, rows)
+      if info.mixup == "embedding":
+        emb = mix(emb)
+      if noise is not None and info.noise == "embedding":
+        emb = _noisy(emb, noise, i, len(keys))
       tokens.append(nn.Dense(self.token_dim, dtype=self.dtype,
                              name=f"{name}_token")(emb))
     tokens = jnp.stack(tokens, axis=1)  # [B, M, D]
@@ -94,17 +77,43 @@ class MultiModalModel(nn.Module):
     logits = MLP(widths=tuple(self.head_widths) + (self.num_outputs,),
                  dropout=self.head_dropout, batch_norm=True,
                  final_activation=False, dtype=self.dtype,
-                 name="head")(features, train=train)
+                 name="head")(features, train=train, rows=rows)
     return {"logits": logits.astype(jnp.float32),
             "features": features.astype(jnp.float32)}
 
 
-def build_model(cfg) -> MultiModalModel:
-  """Builds the model from `config.model` (an ml_collections ConfigDict)."""
+def _noisy(x, noise, i, j):
+  """x plus Gaussian noise of std noise[1]; modality i's j-th key draws
+  its own stream (j = 0: the stream of its first input key)."""
+  rng, std = noise
+  rng = jax.random.fold_in(rng, i)
+  if j:
+    rng = jax.random.fold_in(rng, j)
+  return x + std * jax.random.normal(rng, x.shape, x.dtype)
+
+
+def build_model(cfg, spec=None) -> MultiModalModel:
+  """Builds the model from `config.model` (an ml_collections ConfigDict).
+
+  With the dataset's `spec` (datasets.DatasetSpec), checks that the model's
+  modalities are the dataset's, in its order, and that each encoder reads
+  its modality's kind. Raises ValueError naming the key.
+  """
   missing = [m for m in cfg.modalities if m not in cfg.encoders]
   if missing:
     raise ValueError(f"model.encoders: no encoder for modality {missing[0]}")
   encoders = tuple((m, dict(cfg.encoders[m])) for m in cfg.modalities)
+  for m, e in encoders:
+    encoder_info(m, e)
+  if spec is not None:
+    if tuple(cfg.modalities) != tuple(spec.modalities):
+      raise ValueError(f"model.modalities: {tuple(cfg.modalities)} are not "
+                       f"the dataset's {tuple(spec.modalities)}")
+    for m, e in encoders:
+      kind, reads = spec.modalities[m].kind, encoder_info(m, e).kind
+      if kind != reads:
+        raise ValueError(f"model.encoders.{m}.type: '{e['type']}' reads "
+                         f"{reads} modalities, the dataset's {m} is a {kind}")
   if cfg.fusion not in fusion_lib.FUSIONS:
     raise ValueError(f"model.fusion: unknown '{cfg.fusion}' "
                      f"(known: {', '.join(fusion_lib.FUSIONS)})")

@@ -18,14 +18,24 @@ def soft_targets(labels, num_classes, label_smoothing=0.0):
   return optax.smooth_labels(onehot, label_smoothing)
 
 
-def focal_loss(logits, targets, gamma=2.0):
-  """Seed 000's focal loss per sample: ce = CE(logits, y); (1 - e^-ce)^g ce.
+def focal_loss(logits, targets, gamma=2.0, alpha=None):
+  """The reference recipes' focal loss per sample: ce = CE(logits, y);
+  alpha_t (1 - e^-ce)^gamma ce.
 
   logits [B, C]; targets [B, C] (one-hot or soft). Returns [B].
+  alpha (optional, in [0, 1]): RetinaNet's class weight. With C = 2 the
+  positive class (1) weighs alpha and class 0 weighs 1 - alpha (alpha_t is
+  the target-weighted mix for soft targets); with C > 2 every class weighs
+  alpha. None: no weight (the materials recipes' form).
   """
   ce = optax.softmax_cross_entropy(logits, targets)
   pt = jnp.exp(-ce)
-  return (1.0 - pt) ** gamma * ce
+  loss = (1.0 - pt) ** gamma * ce
+  if alpha is None:
+    return loss
+  if logits.shape[-1] == 2:
+    return (targets[:, 1] * alpha + targets[:, 0] * (1.0 - alpha)) * loss
+  return alpha * loss
 
 
 def cross_entropy(logits, targets):
@@ -36,12 +46,13 @@ def cross_entropy(logits, targets):
 def feature_diversity(features, mask, mode="seed"):
   """-log(mean over features of the per-feature std over the batch + 1e-8).
 
-  Seed 000's regulariser against feature collapse; the std is the unbiased
-  one (torch.std), computed over the real samples only. features [B, F].
+  Reference recipe 000's regulariser against feature collapse; the std is
+  the unbiased one (torch.std), computed over the real samples only.
+  features [B, F].
 
-  mode="seed" is the seed's formula verbatim. It has no lower bound: the
-  model lowers it by scaling its features up, without limit (measured: the
-  fused features' std reached e^13 and accuracy fell; README). mode=
+  mode="seed" is the reference recipe's formula verbatim. It has no lower
+  bound: the model lowers it by scaling its features up, without limit
+  (docs/results/optimized.md shows what that does to training). mode=
   "normalized" first standardises each sample's feature vector (zero mean,
   unit variance over F), so only differences between samples count:
   collapse (all samples alike) is still penalised, scale is not rewarded.
@@ -60,5 +71,21 @@ def feature_diversity(features, mask, mode="seed"):
   return -jnp.log(jnp.sqrt(var).mean() + 1e-8)
 
 
+def squared_error(preds, targets):
+  """Per-sample squared error summed over outputs: preds, targets [B, D]
+  -> [B] (torch's MSELoss when D = 1)."""
+  return ((preds - targets) ** 2).sum(-1)
+
+
+def absolute_error(preds, targets):
+  """Per-sample absolute error summed over outputs [B, D] -> [B] (L1Loss)."""
+  return jnp.abs(preds - targets).sum(-1)
+
+
+def huber(preds, targets, delta=1.0):
+  """Per-sample Huber loss summed over outputs [B, D] -> [B], torch's
+  HuberLoss: 0.5 r^2 for |r| <= delta, else delta (|r| - 0.5 delta)."""
+  return optax.huber_loss(preds, targets, delta=delta).sum(-1)
+
+
 DIVERSITY_MODES = ("seed", "normalized")
-PER_SAMPLE = {"focal": focal_loss, "cross_entropy": cross_entropy}

@@ -1,11 +1,13 @@
 """Task-generic evaluation metrics, computed in numpy on gathered outputs."""
 
 import numpy as np
+from scipy import stats
 from sklearn import metrics as skm
 
 
 def classification_metrics(logits, labels, loss=None):
-  """logits [N, C], labels [N] -> accuracy, precision, recall, f1, roc_auc.
+  """logits [N, C], labels [N] -> accuracy, balanced_accuracy, precision,
+  recall, f1, roc_auc (and loss if given).
 
   Binary tasks report the positive class (1); more classes are macro-averaged.
   """
@@ -17,6 +19,7 @@ def classification_metrics(logits, labels, loss=None):
   avg = "binary" if binary else "macro"
   out = {
       "accuracy": float((preds == labels).mean()),
+      "balanced_accuracy": _balanced_accuracy(labels, preds),
       "precision": float(skm.precision_score(labels, preds, average=avg,
                                              zero_division=0)),
       "recall": float(skm.recall_score(labels, preds, average=avg,
@@ -34,20 +37,31 @@ def classification_metrics(logits, labels, loss=None):
   return out
 
 
+def _balanced_accuracy(labels, preds):
+  """Mean over the classes present in `labels` of their recall."""
+  recalls = [float((preds[labels == c] == c).mean()) for c in np.unique(labels)]
+  return float(np.mean(recalls)) if recalls else float("nan")
+
+
 def regression_metrics(preds, targets, loss=None):
-  """preds, targets [N] -> r2, mae, rmse, pearson."""
-  p, t = np.asarray(preds, np.float64).ravel(), np.asarray(targets,
-                                                           np.float64).ravel()
+  """preds [N] or [N, 1], targets [N] -> r2 (1 - SSE/SST), pearson,
+  spearman, mae, rmse (and loss if given), in the targets' units.
+
+  With D > 1 outputs the metrics pool every output's values.
+  """
+  p = np.asarray(preds, np.float64).ravel()
+  t = np.asarray(targets, np.float64).ravel()
+  err = p - t
+  sst = ((t - t.mean()) ** 2).sum()
+  varies = p.std() > 0 and t.std() > 0
   out = {
-      "r2": float(skm.r2_score(t, p)),
-      "mae": float(np.abs(p - t).mean()),
-      "rmse": float(np.sqrt(((p - t) ** 2).mean())),
-      "pearson": float(np.corrcoef(p, t)[0, 1]) if p.std() > 0 else 0.0,
+      "r2": float(1.0 - (err ** 2).sum() / sst) if sst > 0 else float("nan"),
+      "pearson": float(np.corrcoef(p, t)[0, 1]) if varies else float("nan"),
+      "spearman": (float(stats.spearmanr(p, t).statistic) if varies
+                   else float("nan")),
+      "mae": float(np.abs(err).mean()),
+      "rmse": float(np.sqrt((err ** 2).mean())),
   }
   if loss is not None:
     out["loss"] = float(loss)
   return out
-
-
-# The metric that early stopping and progress bars watch, per task.
-MAIN_METRIC = {"classification": "accuracy", "regression": "r2"}

@@ -77,14 +77,14 @@ def mixup_partners(rng, mask):
   return jnp.zeros((b,), jnp.int32).at[order].set(order[partner_pos])
 
 
-def _objective(loss_cfg, num_classes):
-  """(outputs, targets [B, C], mask [B]) -> (total loss, parts)."""
-  fn = losses.PER_SAMPLE[loss_cfg.name]
-  kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
+def _objective(task, loss_cfg):
+  """(outputs, targets, mask [B]) -> (total loss, parts): the task's loss
+  averaged over the rows of `mask`, plus the optional feature-diversity
+  regulariser."""
   w = loss_cfg.get("diversity_weight", 0.0)
 
   def objective(out, targets, mask):
-    main = losses.masked_mean(fn(out["logits"], targets, **kw), mask)
+    main = losses.masked_mean(task.loss(out["logits"], targets), mask)
     parts = {"loss": main}
     total = main
     if w:
@@ -93,26 +93,30 @@ def _objective(loss_cfg, num_classes):
       parts["diversity"] = div
       total = total + w * div
     return total, parts
-  del num_classes
   return objective
 
 
-def make_member_step(model, tx, schedule, loss_cfg, num_classes,
-                     mixup=False) -> Callable:
+def make_member_step(model, tx, schedule, task, loss_cfg, mixup=False,
+                     smoothing=0.0) -> Callable:
   """Returns member_step(state, batch, member) -> (state, metrics).
 
+  `task` (mmjax.tasks) owns targets, loss and the on-device train metric.
+  `smoothing`: label smoothing, a float or a schedule of the step.
   mixup=False compiles the mixing out (no member has alpha > 0).
   """
-  objective = _objective(loss_cfg, num_classes)
-  smoothing = loss_cfg.get("label_smoothing", 0.0)
+  objective = _objective(task, loss_cfg)
 
   def member_step(state: TrainState, batch, member):
     rng = jax.random.fold_in(jax.random.key(member["seed"]), state.step)
     drop_rng, perm_rng, lam_rng = jax.random.split(rng, 3)
     mask = batch["sample_mask"]
-    if "fold" in batch:  # k-fold: the member never learns from its fold.
+    rows = None
+    if "fold" in batch:  # k-fold: the member never learns from its fold,
+      # neither through the loss nor through BatchNorm's batch statistics.
       mask = mask * (batch["fold"] != member["fold"]).astype(mask.dtype)
-    targets = losses.soft_targets(batch["label"], num_classes, smoothing)
+      rows = mask
+    eps = smoothing(state.step) if callable(smoothing) else smoothing
+    targets = task.targets(batch["label"], eps)
     mix = None
     if mixup:
       alpha = member["alpha"]
@@ -126,7 +130,7 @@ def make_member_step(model, tx, schedule, loss_cfg, num_classes,
       out, updates = model.apply(
           {"params": params, "batch_stats": state.batch_stats}, batch,
           train=True, rngs={"dropout": drop_rng}, mutable=["batch_stats"],
-          mixup=mix)
+          mixup=mix, rows=rows)
       total, parts = objective(out, targets, mask)
       return total, (out, updates, parts)
 
@@ -138,15 +142,16 @@ def make_member_step(model, tx, schedule, loss_cfg, num_classes,
     # apply_if_finite already kept the params; keep BatchNorm stats too.
     batch_stats = _select(finite, updates.get("batch_stats", {}),
                           state.batch_stats)
-    acc = losses.masked_mean(
-        (out["logits"].argmax(-1) == batch["label"]).astype(jnp.float32),
-        mask)
+    score = losses.masked_mean(
+        task.train_metric_fn(out["logits"], batch["label"]), mask)
     # `loss` is the task loss, comparable with the eval loss; `objective`
     # adds the regularisers that the gradient also saw.
-    metrics = {"objective": total, "accuracy": acc,
+    metrics = {"objective": total, task.train_metric: score,
                "grad_norm": optax.tree.norm(grads),
                "lr": jnp.asarray(schedule(state.step), jnp.float32),
                "skipped": 1.0 - finite.astype(jnp.float32), **parts}
+    if callable(smoothing):
+      metrics["label_smoothing"] = jnp.asarray(eps, jnp.float32)
     new_state = state.replace(step=state.step + 1, params=params,
                               batch_stats=batch_stats, opt_state=opt_state)
     # A member that early-stopped keeps its weights; its step still counts
@@ -157,19 +162,20 @@ def make_member_step(model, tx, schedule, loss_cfg, num_classes,
   return member_step
 
 
-def make_train_step(model, tx, schedule, loss_cfg, num_classes, seed,
-                    ) -> Callable:
+def make_train_step(model, tx, schedule, task, loss_cfg, seed,
+                    smoothing=0.0) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics) for one model."""
-  member_step = make_member_step(model, tx, schedule, loss_cfg, num_classes)
+  member_step = make_member_step(model, tx, schedule, task, loss_cfg,
+                                 smoothing=smoothing)
   return lambda state, batch: member_step(state, batch, single_member(seed))
 
 
-def make_ensemble_train_step(model, tx, schedule, loss_cfg, num_classes,
-                             mixup=False) -> Callable:
+def make_ensemble_train_step(model, tx, schedule, task, loss_cfg,
+                             mixup=False, smoothing=0.0) -> Callable:
   """Returns step(states [K,...], batch, members [K]) -> (states, metrics
   [K]): every member trained on the same batch by one vmapped step."""
-  member_step = make_member_step(model, tx, schedule, loss_cfg, num_classes,
-                                 mixup)
+  member_step = make_member_step(model, tx, schedule, task, loss_cfg, mixup,
+                                 smoothing)
   return jax.vmap(member_step, in_axes=(0, None, 0))
 
 
@@ -191,33 +197,36 @@ def gather_batch_then(step, batch_sharding=None) -> Callable:
   return fn
 
 
-def make_eval_step(model, loss_cfg, num_classes, tta_passes=0, tta_noise=0.0,
+def make_eval_step(model, task, tta_passes=0, tta_noise=0.0,
                    tta_seed=0) -> Callable:
-  """Returns eval_step(params, batch_stats, batch) -> (logits [B, C],
-  per-sample task loss [B]); the caller drops padded samples.
+  """Returns eval_step(params, batch_stats, batch, member_seed, batch_index)
+  -> (outputs [B, C], per-sample task loss [B]); the caller drops padded
+  samples.
 
-  With tta_passes > 0 the logits are the mean over that many passes with
-  Gaussian feature noise (test-time augmentation).
+  With tta_passes > 0 the outputs are the mean over that many passes with
+  Gaussian noise (test-time augmentation, in eval mode). The noise of pass p
+  derives from (tta_seed, member_seed, batch_index, p), so every batch and
+  every member draws its own.
   """
-  fn = losses.PER_SAMPLE[loss_cfg.name]
-  kw = {"gamma": loss_cfg.gamma} if loss_cfg.name == "focal" else {}
 
-  def eval_step(params, batch_stats, batch):
+  def eval_step(params, batch_stats, batch, member_seed, batch_index):
     variables = {"params": params, "batch_stats": batch_stats}
     if tta_passes:
-      keys = jax.random.split(jax.random.key(tta_seed), tta_passes)
+      key = jax.random.fold_in(jax.random.fold_in(
+          jax.random.key(tta_seed), member_seed), batch_index)
+      keys = jax.random.split(key, tta_passes)
       logits = jax.vmap(lambda k: model.apply(
           variables, batch, train=False, noise=(k, tta_noise))["logits"])(
               keys).mean(0)
     else:
       logits = model.apply(variables, batch, train=False)["logits"]
-    targets = losses.soft_targets(batch["label"], num_classes, 0.0)
-    return logits, fn(logits, targets, **kw)
+    return logits, task.loss(logits, task.targets(batch["label"]))
 
   return eval_step
 
 
-def make_ensemble_eval_step(model, loss_cfg, num_classes, **tta) -> Callable:
-  """eval_step vmapped over stacked member weights: logits [K, B, C]."""
-  return jax.vmap(make_eval_step(model, loss_cfg, num_classes, **tta),
-                  in_axes=(0, 0, None))
+def make_ensemble_eval_step(model, task, **tta) -> Callable:
+  """eval_step vmapped over stacked member weights and seeds: outputs
+  [K, B, C], losses [K, B]."""
+  return jax.vmap(make_eval_step(model, task, **tta),
+                  in_axes=(0, 0, None, 0, None))

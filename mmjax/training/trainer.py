@@ -1,5 +1,5 @@
-"""Fits one recipe in one workdir: the epoch loop with evaluation, early
-stopping, checkpoints, logs and the final results.
+"""Fits one recipe in one workdir: wires the jitted steps, runs the epoch
+loop with validation, early stopping and checkpoints, and writes results.
 
 Everything that decides the trained parameters (init, data order, dropout
 rngs) is a function of (config.seed, step), and the host-side bookkeeping
@@ -7,13 +7,9 @@ travels in the checkpoint, so a run resumed from any checkpoint ends with
 exactly the parameters of an uninterrupted run.
 """
 
-import contextlib
 import functools
 import json
-import math
 import os
-import shutil
-import signal
 import time
 
 import jax
@@ -23,183 +19,34 @@ from absl import logging
 from tqdm import tqdm
 
 from mmjax.data import pipeline
-from mmjax.data.sources import load_sources
+from mmjax.data.datasets import load_dataset
 from mmjax.errors import UserError
 from mmjax.models.multimodal import build_model
+from mmjax.tasks import build_task
+from mmjax.training import early_stopping
+from mmjax.training import evaluation
 from mmjax.training import logs
-from mmjax.training import losses
-from mmjax.training import metrics as metrics_lib
+from mmjax.training import members as members_lib
 from mmjax.training import sharding
+from mmjax.training import workdir as workdir_lib
 from mmjax.training.checkpoint import Checkpointer
+from mmjax.training.monitor import OverfittingMonitor
 from mmjax.training.optim import build_optimizer
+from mmjax.training.optim import check_lr_mults
+from mmjax.training.preemption import bound_run_ahead
+from mmjax.training.preemption import Preempted
+from mmjax.training.preemption import SignalFlag
+from mmjax.training.schedules import build_value_schedule
 from mmjax.training.steps import create_state
 from mmjax.training.steps import gather_batch_then
 from mmjax.training.steps import make_ensemble_eval_step
 from mmjax.training.steps import make_ensemble_train_step
 
 
-def bound_run_ahead(pending, limit):
-  """Blocks until at most `limit` of the dispatched steps are unfinished.
-
-  `pending` holds the outputs of the steps dispatched since the last flush,
-  oldest first. Without a bound the loop dispatches up to the next metrics
-  flush ahead of the device; signals are handled between steps, so on slow
-  steps (3.7 s for extreme_boost on 2 CPU cores) a SIGTERM then took about
-  40 steps to be acted on. A few steps in flight still hide dispatch.
-  """
-  if limit > 0 and len(pending) > limit:
-    jax.block_until_ready(pending[-1 - limit])
-
-
-class Preempted(Exception):
-  """Raised on SIGINT/SIGTERM: after a checkpoint was saved when `step` is
-  given (inside the training steps), else outside them (loading data,
-  compiling, evaluating), where stopping loses nothing already written."""
-
-  def __init__(self, signum, step=None):
-    if step is None:
-      msg = (f"stopped by signal {signum} outside the training steps; what "
-             "the workdir holds is kept, re-run the same command to resume")
-    else:
-      msg = (f"stopped by signal {signum} at step {step}; checkpoint saved, "
-             "re-run the same command to resume")
-    super().__init__(msg)
-    self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-  """SIGINT/SIGTERM raise `Preempted` wherever the main thread is.
-
-  Around a whole command: the training loop sets its own handler (a flag
-  checked between steps, so it checkpoints first); outside it, e.g. while a
-  dataset is generated or a step compiles, the default would end the process
-  with no message (SIGTERM) or a traceback (SIGINT). Data generation runs in
-  spawned processes, which do not inherit these handlers.
-  """
-
-  def handle(signum, frame):
-    del frame
-    raise Preempted(signum)
-
-  old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-  try:
-    yield
-  finally:
-    for s, h in old.items():
-      signal.signal(s, h)
-
-
-def prepare_workdir(workdir):
-  """Creates the workdir and proves it writable, or raises UserError."""
-  path = os.path.abspath(os.path.expanduser(workdir))
-  try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f".write_probe_{os.getpid()}")
-    with open(probe, "w") as f:
-      f.write("x" * 4096)
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"--workdir {path}: cannot write there "
-                    f"({e.strerror or e})") from e
-  return path
-
-
-def _first_difference(a, b, prefix=""):
-  for k in sorted(set(a) | set(b)):
-    va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
-    if isinstance(va, dict) and isinstance(vb, dict):
-      d = _first_difference(va, vb, f"{prefix}{k}.")
-      if d:
-        return d
-    elif va != vb:
-      return f"{prefix}{k} is {va!r} there, {vb!r} now"
-  return None
-
-
-def write_or_check_config(config, workdir):
-  """Saves the resolved config, or checks it equals the one of the run that
-  is already in the workdir (resuming another config would mix two runs)."""
-  path = os.path.join(workdir, "config.json")
-  resolved = json.loads(config.to_json_best_effort())
-  if jax.process_index() != 0:
-    return
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    diff = _first_difference(old, resolved)
-    if diff:
-      raise UserError(f"{path}: this workdir holds a run of another config "
-                      f"({diff}); use a new --workdir")
-    return
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(resolved, f, indent=2)
-  os.replace(tmp, path)
-
-
 def _fresh_meta(k):
-  return {"best_val_loss": [None] * k, "best_step": [0] * k,
-          "best_epoch": [0] * k, "bad_epochs": [0] * k,
-          "stopped": [False] * k, "consecutive_skips": 0,
+  return {"early_stopping": [None] * k, "consecutive_skips": 0,
           "skipped_steps": 0, "epoch_sums": {}, "epoch_count": 0,
           "train_time_s": 0.0, "samples_seen": 0}
-
-
-def member_table(config):
-  """The members of a run (see mmjax.training.steps): numpy arrays [K] and
-  the named groups (stages) of member indices."""
-  m = config.members
-  k = len(m.seeds)
-  for key in ("mixup_alpha", "holdout_fold"):
-    if len(m[key]) != k:
-      raise UserError(f"members.{key} has {len(m[key])} entries, "
-                      f"members.seeds has {k}")
-  folds = np.asarray(m.holdout_fold, np.int32)
-  if folds.max() >= config.kfold.num_folds:
-    raise UserError(f"members.holdout_fold: fold {folds.max()} >= "
-                    f"kfold.num_folds={config.kfold.num_folds}")
-  groups = {g: tuple(v) for g, v in m.groups.items()}
-  for g, idx in groups.items():
-    if not idx or min(idx) < 0 or max(idx) >= k:
-      raise UserError(f"members.groups.{g}: member indices must be in "
-                      f"[0, {k})")
-  table = {"seed": config.seed + np.asarray(m.seeds, np.int32),
-           "fold": folds,
-           "alpha": np.asarray(m.mixup_alpha, np.float32),
-           "active": np.ones((k,), bool)}
-  return table, groups
-
-
-def assign_folds(labels, num_folds, seed):
-  """Stratified k-fold ids [N] for the training examples."""
-  rng = np.random.default_rng([seed, 0xF01D])
-  folds = np.empty(len(labels), np.int32)
-  for c in np.unique(labels):
-    idx = np.flatnonzero(labels == c)
-    folds[rng.permutation(idx)] = np.arange(len(idx)) % num_folds
-  return folds
-
-
-class _Signals:
-  """Turns SIGINT/SIGTERM into a flag checked between steps."""
-
-  def __init__(self):
-    self.received = None
-    self._old = {}
-
-  def __enter__(self):
-    for s in (signal.SIGINT, signal.SIGTERM):
-      self._old[s] = signal.signal(s, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.received = signum
-
-  def __exit__(self, *exc):
-    for s, h in self._old.items():
-      signal.signal(s, h)
 
 
 class Trainer:
@@ -212,22 +59,18 @@ class Trainer:
   def __init__(self, config, workdir):
     self.config = config
     self.workdir = workdir
-    self.task = config.get("task", "classification")
-    self.main_metric = metrics_lib.MAIN_METRIC[self.task]
-    # Config mistakes in the model or schedule surface before any data work.
+    # Config mistakes in the model, task or schedule surface before any
+    # data work.
     try:
-      self.model = build_model(config.model)
+      self.task = build_task(config)
+      build_model(config.model)
       build_optimizer(config, 1)
-      if config.loss.name not in losses.PER_SAMPLE:
-        raise ValueError(f"loss.name: unknown loss '{config.loss.name}' "
-                         f"(known: {', '.join(losses.PER_SAMPLE)})")
-      if config.loss.get("diversity_mode", "seed") not in losses.DIVERSITY_MODES:
-        raise ValueError(
-            f"loss.diversity_mode: unknown '{config.loss.diversity_mode}' "
-            f"(known: {', '.join(losses.DIVERSITY_MODES)})")
+      self.smoothing = _smoothing(config, 1)
+      self.stoppers = early_stopping.for_members(config.early_stopping, 1)
     except ValueError as e:
       raise UserError(str(e)) from e
-    self.members, self.groups = member_table(config)
+    self.es_metric = config.early_stopping.get("metric", "loss")
+    self.members, self.groups = members_lib.member_table(config)
     self.k = len(self.members["seed"])
     self.mesh = sharding.make_mesh(config.get("member_parallel", 1))
     if self.k % self.mesh.shape["member"]:
@@ -236,39 +79,59 @@ class Trainer:
     sharding.check_batch_size(config.batch_size, self.mesh)
     sharding.check_batch_size(config.eval_batch_size, self.mesh,
                               "eval_batch_size")
-    self.sources = load_sources(config.dataset)
-    budgets = config.dataset.budgets.to_dict()
-    try:
-      self.train = pipeline.PaddedSplit(self.sources["train"], budgets,
-                                        "train")
-      self.val = pipeline.PaddedSplit(self.sources["val"], budgets, "val")
-    except ValueError as e:
-      raise UserError(str(e)) from e
-    max_train = config.dataset.get("max_train", 0)
-    if max_train and max_train < self.train.size:  # Smaller studies.
-      self.train.keep_subset(max_train, config.dataset.split_seed)
-    if (self.members["fold"] >= 0).any():
-      self.train.arrays["fold"] = assign_folds(
-          self.train.labels, config.kfold.num_folds, config.dataset.split_seed)
-    self.budgets = budgets
+    self._load_data()
     self.steps_per_epoch = self.train.size // config.batch_size
     if self.steps_per_epoch == 0:
       raise UserError(f"batch_size={config.batch_size} is larger than the "
                       f"{self.train.size} training examples")
     self.total_steps = config.num_epochs * self.steps_per_epoch
     self.tx, self.schedule = build_optimizer(config, self.steps_per_epoch)
-    num_classes = config.model.num_outputs
+    self.smoothing = _smoothing(config, self.steps_per_epoch)
+    self._build_steps()
+
+  def _load_data(self):
+    c = self.config
+    dataset = load_dataset(c.dataset)
+    self.spec = dataset.spec
+    if self.spec.task != self.task.name:
+      raise UserError(f"task: '{self.task.name}', but dataset "
+                      f"{c.dataset.name} holds {self.spec.task} labels")
+    try:
+      self.model = build_model(c.model, self.spec)
+    except ValueError as e:
+      raise UserError(str(e)) from e
+    self.sources = dataset.sources
+    self.budgets = c.dataset.get("budgets", {})
+    self.budgets = self.budgets.to_dict() if hasattr(
+        self.budgets, "to_dict") else dict(self.budgets)
+    self.train = self._split("train")
+    self.val = self._split("val")
+    max_train = c.dataset.get("max_train", 0)
+    if max_train and max_train < self.train.size:  # Smaller studies.
+      self.train.keep_subset(max_train, c.dataset.split_seed)
+    if (self.members["fold"] >= 0).any():
+      self.train.arrays["fold"] = members_lib.fold_ids(
+          self.task, self.train.labels, c)
+
+  def _split(self, name):
+    try:
+      return pipeline.PaddedSplit(self.sources[name], self.spec, self.budgets,
+                                  name)
+    except ValueError as e:
+      raise UserError(str(e)) from e
+
+  def _build_steps(self):
+    c = self.config
     msh = sharding.member_sharding(self.mesh)
     rep = sharding.replicated(self.mesh)
     bsh = sharding.batch_sharding(self.mesh)
     mixup = bool((self.members["alpha"] > 0).any())
     step = make_ensemble_train_step(self.model, self.tx, self.schedule,
-                                    config.loss, num_classes, mixup)
+                                    self.task, c.loss, mixup, self.smoothing)
     # A device-resident train split: per step the host sends the batch's
-    # indices, not the batch (on an H200 the host-batch path fed the W1 step
-    # 22k examples/s against the 56k it consumes; benchmarks/README.md).
+    # indices, not the batch (benchmarks/README.md, input pipeline).
     self.resident = None
-    if config.dataset.get("device_resident", False) and _fits_on_device(
+    if c.dataset.get("device_resident", False) and _fits_on_device(
         sum(v.nbytes for v in self.train.arrays.values())):
       self.resident = sharding.put_replicated(self.train.arrays, self.mesh)
       step = gather_batch_then(step, bsh)  # (state, data, idx, members)
@@ -276,17 +139,26 @@ class Trainer:
       step = functools.partial(_without_data, step)  # data is None
     self.train_step = jax.jit(step, in_shardings=(msh, rep, bsh, msh),
                               out_shardings=(msh, msh), donate_argnums=0)
-    self.eval_step = jax.jit(
-        make_ensemble_eval_step(self.model, config.loss, num_classes),
-        in_shardings=(msh, msh, bsh), out_shardings=(msh, msh))
-    tta = config.get("tta", None)
+    eval_shardings = dict(in_shardings=(msh, msh, bsh, msh, rep),
+                          out_shardings=(msh, msh))
+    self.eval_step = jax.jit(make_ensemble_eval_step(self.model, self.task),
+                             **eval_shardings)
+    tta = c.get("tta", None)
     self.tta_step = None
     if tta is not None and tta.passes:
       self.tta_step = jax.jit(
-          make_ensemble_eval_step(self.model, config.loss, num_classes,
+          make_ensemble_eval_step(self.model, self.task,
                                   tta_passes=tta.passes, tta_noise=tta.noise,
-                                  tta_seed=config.seed),
-          in_shardings=(msh, msh, bsh), out_shardings=(msh, msh))
+                                  tta_seed=c.seed), **eval_shardings)
+    self.evaluator = evaluation.Evaluator(
+        self.task, self.mesh, self.eval_step, self.tta_step,
+        c.eval_batch_size, self.members["seed"])
+    self.monitor = None
+    if c.get("monitor", {}).get("train_subset", 0):
+      self.monitor = OverfittingMonitor(
+          self.evaluator, self.train.subset(c.monitor.train_subset,
+                                            c.dataset.split_seed),
+          self.members["fold"], c.monitor)
     # Weight copies and per-member selections keep the member sharding, so
     # the eval step never sees a new layout (and never compiles twice).
     self._copy = jax.jit(lambda t: jax.tree.map(jnp.copy, t),
@@ -296,7 +168,15 @@ class Trainer:
             lambda n, o: jnp.where(
                 pick.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old),
         out_shardings=msh)
-    init_batch = self._host_batch(self.train, np.arange(config.batch_size))
+    init_batch = self.train.take(np.arange(c.batch_size)[
+        sharding.process_slice(c.batch_size)])
+    if c.optimizer.get("lr_mults", ()):
+      shapes = jax.eval_shape(lambda b: self.model.init(
+          jax.random.key(0), b, train=False), init_batch)["params"]
+      try:
+        check_lr_mults(c, shapes)
+      except ValueError as e:
+        raise UserError(str(e)) from e
     self.init_state = jax.jit(
         jax.vmap(lambda s, b: create_state(self.model, self.tx, b, s),
                  in_axes=(0, None)),
@@ -308,9 +188,6 @@ class Trainer:
     return self._copy({"params": state.params,
                        "batch_stats": state.batch_stats})
 
-  def _host_batch(self, split, idx):
-    return split.take(idx[sharding.process_slice(len(idx))])
-
   def _train_batches(self, start):
     c = self.config
     for step in range(start, self.total_steps):
@@ -319,43 +196,13 @@ class Trainer:
       if self.resident is not None:
         yield sharding.put_indices(idx, self.mesh)
       else:
-        yield sharding.put_batch(self._host_batch(self.train, idx), self.mesh)
+        yield sharding.put_batch(
+            self.train.take(idx[sharding.process_slice(len(idx))]),
+            self.mesh)
 
-  def predict(self, split, params, batch_stats, tta=False, desc=None):
-    """Logits [K, N, C] and per-sample task losses [K, N] of every member.
-
-    `desc`: show a progress bar with this label (extreme_boost's final
-    evaluation took 35 min on 2 CPU cores).
-    """
-    step = self.tta_step if tta and self.tta_step else self.eval_step
-    logits, losses_ = [], []
-    batches = pipeline.eval_batch_indices(split.size,
-                                          self.config.eval_batch_size)
-    if desc is not None:
-      batches = tqdm(batches, desc=desc, dynamic_ncols=True,
-                     disable=jax.process_index() != 0)
-    for idx in batches:
-      batch = sharding.put_batch(self._host_batch(split, idx), self.mesh)
-      lg, per = step(params, batch_stats, batch)
-      logits.append(sharding.to_host(lg))
-      losses_.append(sharding.to_host(per))
-    return (np.concatenate(logits, axis=1)[:, :split.size],
-            np.concatenate(losses_, axis=1)[:, :split.size])
-
-  def _metrics(self, logits, labels, loss):
-    if self.task == "classification":
-      return metrics_lib.classification_metrics(logits, labels, loss)
-    return metrics_lib.regression_metrics(logits[:, 0], labels, loss)
-
-  def evaluate(self, split, params, batch_stats, tta=False):
-    """Per-member metrics of `split` with the given weights (eval mode)."""
-    logits, per = self.predict(split, params, batch_stats, tta)
-    return [self._metrics(logits[i], split.labels, per[i].mean())
-            for i in range(self.k)]
-
-  def _member_table(self, meta):
+  def _member_table(self):
     table = dict(self.members)
-    table["active"] = ~np.asarray(meta["stopped"], bool)
+    table["active"] = ~np.asarray([s.stopped for s in self.stoppers], bool)
     return jax.device_put(table, sharding.member_sharding(self.mesh))
 
   def run(self):
@@ -367,29 +214,26 @@ class Trainer:
     ckpt = Checkpointer(self.workdir)
     resume = ckpt.latest_step()
     if resume is not None:
-      try:
-        state, best, meta = ckpt.restore(resume, state, best)
-      except Exception as e:  # pylint: disable=broad-except
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise UserError(
-            f"{ckpt.directory}: checkpoint {resume} does not fit this config's "
-            f"model ({type(e).__name__}: {first[:200]})") from e
+      state, best, meta = ckpt.restore(resume, state, best)
       logging.info("Resuming from step %d", resume)
-    self._check_disk_space(state, best)
+    self.stoppers = early_stopping.for_members(c.early_stopping, self.k,
+                                               meta["early_stopping"])
+    workdir_lib.check_disk_space(self.workdir, (state, best))
     log = logs.MetricsLog(self.workdir, resume,
                           enabled=jax.process_index() == 0)
     step = int(state.step[0])
     bar = tqdm(total=self.total_steps, initial=step, dynamic_ncols=True,
                desc="train", disable=jax.process_index() != 0)
     pending = []
-    members = self._member_table(meta)
+    members = self._member_table()
     t0 = time.time()
     samples0 = step * c.batch_size
     first = True
+    batches = pipeline.prefetch(self._train_batches(step))
     try:
-      with _Signals() as sig:
-        batches = pipeline.prefetch(self._train_batches(step))
-        while step < self.total_steps and not all(meta["stopped"]):
+      with SignalFlag() as sig:
+        while step < self.total_steps and not all(
+            s.stopped for s in self.stoppers):
           state, m = self.train_step(state, self.resident, next(batches),
                                      members)
           pending.append(m)
@@ -397,9 +241,7 @@ class Trainer:
           bound_run_ahead(pending, c.max_steps_in_flight)
           if c.max_steps_in_flight > 0:
             # All but the last max_steps_in_flight steps are finished now, so
-            # the bar moves between metric flushes (log_every_steps apart:
-            # the first 50 steps of the 45-member ablation row took 21 min on
-            # 2 CPU cores, compilation included).
+            # the bar moves between metric flushes.
             bar.update(max(0, step - c.max_steps_in_flight - bar.n))
           if first:  # Compilation is timed on its own, not as throughput.
             jax.block_until_ready(state)
@@ -412,7 +254,7 @@ class Trainer:
             pending = []
           if epoch_end:
             best = self._end_epoch(state, best, meta, log, step, bar)
-            members = self._member_table(meta)
+            members = self._member_table()
           # Read once, after the flush and evaluation above: those block on
           # the device, which is when a signal usually arrives on slow steps.
           stop = sig.received
@@ -425,10 +267,11 @@ class Trainer:
             meta["train_time_s"] += time.time() - t0
             meta["samples_seen"] += (step * c.batch_size) - samples0
             t0, samples0 = time.time(), step * c.batch_size
-            ckpt.save(step, state, best, meta)
+            self._save(ckpt, step, state, best, meta)
           if stop:
             raise Preempted(stop, step)
     finally:
+      batches.close()  # Stops the prefetch thread (and what it holds).
       bar.close()
       log.close()
     meta["train_time_s"] += time.time() - t0
@@ -437,26 +280,16 @@ class Trainer:
     ckpt.close()
     return results
 
-  def _check_disk_space(self, state, best):
-    """Stops before training if the workdir's disk cannot hold checkpoints:
-    two kept plus one being written, each holding the state and the best
-    weights."""
-    size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(
-        (state, best)))
-    need = 3 * size + (64 << 20)  # + logs, results, plots
-    free = shutil.disk_usage(self.workdir).free
-    if free < need:
-      raise UserError(
-          f"--workdir {self.workdir}: {free / 2**20:.0f} MiB free on its "
-          f"disk, checkpoints of this run need about {need / 2**20:.0f} MiB; "
-          "free some space or use another --workdir")
+  def _save(self, ckpt, step, state, best, meta):
+    meta["early_stopping"] = [s.state for s in self.stoppers]
+    ckpt.save(step, state, best, meta)
 
   def _flush(self, pending, meta, log, step, bar):
     """Brings the pending step metrics to the host, logs them, guards NaNs.
 
     Metrics are averaged over the members that are still training."""
     host = jax.device_get(pending)
-    active = ~np.asarray(meta["stopped"], bool)
+    active = ~np.asarray([s.stopped for s in self.stoppers], bool)
     for m in host:
       skipped = float(np.max(m["skipped"][active])) > 0
       meta["consecutive_skips"] = meta["consecutive_skips"] + 1 if skipped else 0
@@ -478,155 +311,112 @@ class Trainer:
     epoch = (step - 1) // self.steps_per_epoch
     log.write(step, epoch, "train", last)
     bar.update(step - bar.n)
-    bar.set_postfix(epoch=epoch + 1, loss=f"{last['loss']:.4f}",
-                    acc=f"{last['accuracy']:.3f}", refresh=False)
+    tm = self.task.train_metric
+    bar.set_postfix({"epoch": epoch + 1, "loss": f"{last['loss']:.4f}",
+                     tm: f"{last[tm]:.3f}"}, refresh=False)
 
   def _end_epoch(self, state, best, meta, log, step, bar):
-    """Validation, epoch logs, per-member early stopping; returns the best
-    weights of every member."""
-    es = self.config.early_stopping
+    """Validation, the train/val gap, epoch logs and per-member early
+    stopping; returns the best weights of every member."""
     epoch = step // self.steps_per_epoch - 1
     n = max(meta["epoch_count"], 1)
     train_m = {k: v / n for k, v in meta["epoch_sums"].items()}
     meta["epoch_sums"], meta["epoch_count"] = {}, 0
-    vals = self.evaluate(self.val, state.params, state.batch_stats)
+    vals = self.evaluator.member_metrics(self.val, state.params,
+                                         state.batch_stats)
     log.write(step, epoch, "train_epoch", train_m)
     improved = np.zeros((self.k,), bool)
-    for i, val in enumerate(vals):
-      if meta["stopped"][i]:
+    newly = []
+    for i, (val, stopper) in enumerate(zip(vals, self.stoppers)):
+      if stopper.stopped:
         continue
-      prev = meta["best_val_loss"][i]
-      if prev is None or val["loss"] < prev - es.min_delta:
-        improved[i] = True
-        meta["best_val_loss"][i] = val["loss"]
-        meta["best_step"][i], meta["best_epoch"][i] = step, epoch
-        meta["bad_epochs"][i] = 0
-      else:
-        meta["bad_epochs"][i] += 1
-        if meta["bad_epochs"][i] >= es.patience:
-          meta["stopped"][i] = True
+      if self.es_metric not in val:
+        raise UserError(f"early_stopping.metric: '{self.es_metric}' is not "
+                        f"a {self.task.name} metric (known: "
+                        f"{', '.join(sorted(val))})")
+      improved[i], stop = stopper.update(val[self.es_metric], step, epoch)
+      if stop:
+        newly.append(i)
+    main = self.task.main_metric
     val = {k: float(np.mean([v[k] for v in vals])) for k in vals[0]}
-    gap = train_m["accuracy"] - val.get("accuracy", 0.0)
-    val["train_val_gap"] = gap
+    msg = (f"epoch {epoch + 1}: train loss {train_m['loss']:.4f} | val loss "
+           f"{val['loss']:.4f} {main} {val[main]:.4f}")
+    if self.monitor is not None:
+      active = [not st.stopped for st in self.stoppers]
+      row, note = self.monitor.check(state.params, state.batch_stats, val,
+                                     active)
+      log.write(step, epoch, "train_eval", row)
+      msg += note
     if self.k > 1:
-      val[f"{self.main_metric}_members"] = [v[self.main_metric] for v in vals]
+      val[f"{main}_members"] = [v[main] for v in vals]
       val["loss_members"] = [v["loss"] for v in vals]
+      msg += f" (mean of {self.k} members)"
     log.write(step, epoch, "val", val)
     if improved.any():
       best = self._select(jnp.asarray(improved), self._snapshot(state), best)
-    who = "" if self.k == 1 else f" (mean of {self.k} members)"
-    msg = (f"epoch {epoch + 1}: train loss {train_m['loss']:.4f} acc "
-           f"{train_m['accuracy']:.4f} | val loss {val['loss']:.4f} "
-           f"{self.main_metric} {val[self.main_metric]:.4f}{who}")
-    if self.task == "classification":
-      if gap > self.config.gap_warning:
-        msg += f"  WARNING: train/val accuracy gap {gap:.3f} (overfitting?)"
-      elif gap > self.config.gap_notice:
-        msg += f"  note: train/val accuracy gap {gap:.3f}"
-    newly = [i for i in range(self.k) if meta["stopped"][i] and
-             meta["bad_epochs"][i] == es.patience]
+    es = self.config.early_stopping
     for i in newly:
-      meta["bad_epochs"][i] += 1  # Reported once.
+      s = self.stoppers[i].state
       msg += (f"  early stop{'' if self.k == 1 else f' member {i}'}: no "
-              f"val-loss gain for {es.patience} epochs, best epoch "
-              f"{meta['best_epoch'][i] + 1}")
+              f"val {self.es_metric} gain for {es.patience} epochs, best "
+              f"epoch {s['best_epoch'] + 1}")
     if jax.process_index() == 0:
       bar.write(msg)
     return best
 
   def _finish(self, state, best, meta, ckpt):
-    """Restores the best weights, evaluates val/test once, writes results:
-    every member, every group of members (stage) by averaged logits, and the
-    stage that validation picks."""
+    """Evaluates the best (or last) weights once, writes results: every
+    member, every group of members (stage) by combined outputs, and the
+    stage that validation picks. The last checkpoint keeps the last state."""
     c = self.config
-    if c.early_stopping.restore_best:
-      state = state.replace(params=best["params"],
-                            batch_stats=best["batch_stats"])
-    params, batch_stats = state.params, state.batch_stats
-    try:
-      test = pipeline.PaddedSplit(self.sources["test"], self.budgets, "test")
-    except ValueError as e:
-      raise UserError(str(e)) from e
-    tta = self.tta_step is not None
-    t0 = time.time()
-    how = f"{c.tta.passes} TTA passes" if tta else "plain"
-    out = {s: self.predict(split, params, batch_stats, tta,
-                           desc=f"final eval: {s} ({how})")
-           for s, split in (("val", self.val), ("test", test),
-                            ("train", self.train))}
-    labels = {"val": self.val.labels, "test": test.labels,
-              "train": self.train.labels}
-    # With TTA, the plain test predictions too, so its gain can be measured.
-    plain = (self.predict(test, params, batch_stats, False,
-                          desc="final eval: test (plain)") if tta else None)
-    eval_s = time.time() - t0  # Host arrays: every pass has finished.
-    member_results = []
-    for i in range(self.k):
-      r = {s: self._metrics(out[s][0][i], labels[s], out[s][1][i].mean())
-           for s in out}
-      r.update(seed=int(self.members["seed"][i]),
-               holdout_fold=int(self.members["fold"][i]),
-               mixup_alpha=float(self.members["alpha"][i]),
-               best_step=int(meta["best_step"][i]),
-               best_epoch=int(meta["best_epoch"][i]) + 1)
-      if plain is not None:
-        r["test_no_tta"] = self._metrics(plain[0][i], labels["test"],
-                                         plain[1][i].mean())
-      if r["holdout_fold"] >= 0:  # The k-fold estimate: its own fold only.
-        sel = self.train.arrays["fold"] == r["holdout_fold"]
-        r["holdout"] = self._metrics(out["train"][0][i][sel],
-                                     labels["train"][sel],
-                                     out["train"][1][i][sel].mean())
-      member_results.append(r)
-    groups = dict(self.groups)
-    if len(groups) > 1 or self.k > 1:
-      groups.setdefault("super_ensemble", tuple(range(self.k)))
-    stages = {}
-    for g, idx in groups.items():
-      stages[g] = {s: self._metrics(out[s][0][list(idx)].mean(0), labels[s],
-                                    out[s][1][list(idx)].mean())
-                   for s in ("val", "test", "train")}
-      stages[g]["members"] = list(idx)
-      if plain is not None:
-        stages[g]["test_no_tta"] = self._metrics(
-            plain[0][list(idx)].mean(0), labels["test"],
-            plain[1][list(idx)].mean())
-    best_stage = max(stages, key=lambda g: stages[g]["val"][self.main_metric])
-    chosen = stages[best_stage]
-    results = {
-        "test": chosen["test"], "val": chosen["val"], "train": chosen["train"],
-        "best_stage": best_stage,
-        "best_stage_rule": f"highest val {self.main_metric}",
-        "best_step": int(max(meta["best_step"])),
-        "best_epoch": int(max(meta["best_epoch"])) + 1,
+    weights = best if c.early_stopping.restore_best else {
+        "params": state.params, "batch_stats": state.batch_stats}
+    self.evaluator.params = weights["params"]
+    self.evaluator.batch_stats = weights["batch_stats"]
+    splits = {"val": self.val, "test": self._split("test"),
+              "train": self.train}
+    member_info = dict(self.members)
+    member_info["best_step"] = [s.state["best_step"] for s in self.stoppers]
+    member_info["best_epoch"] = [s.state["best_epoch"] for s in self.stoppers]
+    es = c.early_stopping
+    selection = (es.get("stage_metric", self.task.main_metric),
+                 es.get("stage_mode", self.task.main_mode))
+    results = evaluation.final_results(
+        self.evaluator, splits, member_info,
+        members_lib.reported_groups(self.groups, self.k), selection,
+        c.tta.passes if self.tta_step is not None else 0)
+    results.update({
+        "task": self.task.name,
+        "best_step": int(max(member_info["best_step"])),
+        "best_epoch": int(max(member_info["best_epoch"])) + 1,
         "epochs_run": int(state.step[0]) // self.steps_per_epoch,
-        "stopped_early": bool(all(meta["stopped"])),
+        "stopped_early": all(s.stopped for s in self.stoppers),
         "skipped_steps": int(meta["skipped_steps"]),
         "train_time_s": round(meta["train_time_s"], 2),
         "compile_s": round(meta.get("compile_s", 0.0), 2),
-        # The evaluation above: val, test and train (with TTA if on), plus
-        # the plain test pass; wall time, its compilation included.
-        "final_eval_s": round(eval_s, 2),
         "samples_per_s": round(meta["samples_seen"] /
                                max(meta["train_time_s"], 1e-9), 1),
         "members_trained": self.k,
-        "tta_passes": c.tta.passes if tta else 0,
         "devices": jax.device_count(),
         "processes": jax.process_count(),
-    }
-    if self.task == "classification":
-      results["train_val_gap"] = (results["train"]["accuracy"] -
-                                  results["val"]["accuracy"])
-    results["stages"] = stages
-    results["members"] = member_results
-    ckpt.save(int(state.step[0]) + 1, state, best, {**meta, "final": True})
+    })
+    self._save(ckpt, int(state.step[0]) + 1, state, best,
+               {**meta, "final": True})
     if jax.process_index() == 0:
-      tmp = os.path.join(self.workdir, "results.json.tmp")
-      with open(tmp, "w") as f:
-        json.dump(_finite(results), f, indent=2)
-      os.replace(tmp, os.path.join(self.workdir, "results.json"))
-      logs.plot_curves(self.workdir, self.main_metric)
+      workdir_lib.write_json(os.path.join(self.workdir, "results.json"),
+                             results)
+      logs.plot_curves(self.workdir, self.task.main_metric)
     return results
+
+
+def _smoothing(config, steps_per_epoch):
+  """loss.label_smoothing: a number, or a schedule dict(start, end, shape)
+  over the epochs."""
+  spec = config.loss.get("label_smoothing", 0.0)
+  if isinstance(spec, (int, float)):
+    return float(spec)
+  return build_value_schedule(spec, config.num_epochs, steps_per_epoch,
+                              name="loss.label_smoothing")
 
 
 def _fits_on_device(nbytes, fraction=0.25):
@@ -648,43 +438,12 @@ def _without_data(step, state, data, batch, members):
   return step(state, batch, members)
 
 
-def _finite(tree):
-  """JSON has no NaN: undefined metrics become null."""
-  if isinstance(tree, dict):
-    return {k: _finite(v) for k, v in tree.items()}
-  if isinstance(tree, float) and not math.isfinite(tree):
-    return None
-  return tree
-
-
 def train_and_evaluate(config, workdir):
   """Runs (or resumes, or reports) the run of `config` in `workdir`."""
-  workdir = prepare_workdir(workdir)
+  workdir = workdir_lib.prepare_workdir(workdir)
   results_path = os.path.join(workdir, "results.json")
+  workdir_lib.write_or_check_config(config, workdir)
   if os.path.exists(results_path):
-    write_or_check_config(config, workdir)
     with open(results_path) as f:
       return json.load(f), True
-  write_or_check_config(config, workdir)
   return Trainer(config, workdir).run(), False
-
-
-def final_params(workdir):
-  """The parameters in the run's last checkpoint, as a nested numpy dict.
-
-  Restores onto this process's first device, whatever topology wrote it.
-  """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  mngr = ocp.CheckpointManager(directory)
-  step = mngr.latest_step()
-  mngr.close()
-  path = os.path.join(directory, str(step), "state")
-  ckptr = ocp.StandardCheckpointer()
-  meta = ckptr.metadata(path).item_metadata
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(
-      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-      dict(meta))
-  state = ckptr.restore(path, target)
-  return jax.tree.map(np.asarray, state["params"]), step

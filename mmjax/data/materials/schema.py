@@ -6,7 +6,8 @@ Graphs are stored unpadded; `mmjax.data.pipeline` pads them to fixed budgets.
 Keys, dtypes and shapes (n_c, e_c, n_k, e_k vary per example):
   crystal_nodes      float32 [n_c, 3]   real-space site features
   crystal_senders    int32   [e_c]      directed edges, both directions stored,
-  crystal_receivers  int32   [e_c]      no self loops (the GCN adds them)
+  crystal_receivers  int32   [e_c]      no self loops (GCNConv adds them;
+                                        `validate_example` rejects them)
   kspace_nodes       float32 [n_k, 64]  per-k-point features
   kspace_senders     int32   [e_k]
   kspace_receivers   int32   [e_k]
@@ -49,6 +50,34 @@ def tfds_features():
   return tfds.features.FeaturesDict(feats)
 
 
+def check_edges(senders, receivers, num_nodes, modality, where):
+  """Raises ValueError naming `where` unless the edges fit the format.
+
+  Senders and receivers must be 1-D of one shape, index nodes in
+  [0, num_nodes), and hold no self loop: GCNConv adds one to every node
+  itself and would count an explicit one twice.
+
+  Args:
+    senders, receivers: int [e] edge endpoints.
+    num_nodes: rows of the modality's node array.
+    modality: graph modality name (for the message).
+    where: the example or file, first in the message.
+  """
+  s, r = np.asarray(senders), np.asarray(receivers)
+  if s.shape != r.shape or s.ndim != 1:
+    raise ValueError(f"{where}: {modality} senders/receivers shapes {s.shape} "
+                     f"and {r.shape} differ")
+  if len(s) and (min(s.min(), r.min()) < 0
+                 or max(s.max(), r.max()) >= num_nodes):
+    raise ValueError(f"{where}: {modality} edge index outside "
+                     f"[0, {num_nodes})")
+  loops = np.flatnonzero(s == r)
+  if len(loops):
+    e = loops[0]
+    raise ValueError(f"{where}: {modality} edge {e} is a self loop (node "
+                     f"{s[e]} -> {r[e]}); GCNConv adds its own")
+
+
 def validate_example(ex, where):
   """Raises ValueError naming `where` if `ex` does not follow the format."""
   for m in GRAPH_MODALITIES:
@@ -56,16 +85,27 @@ def validate_example(ex, where):
     if nodes.ndim != 2 or nodes.shape[1] != NODE_FEATURES[m] or not len(nodes):
       raise ValueError(f"{where}: {m}_nodes has shape {nodes.shape}, "
                        f"expected [n>=1, {NODE_FEATURES[m]}]")
-    s, r = np.asarray(ex[f"{m}_senders"]), np.asarray(ex[f"{m}_receivers"])
-    if s.shape != r.shape or s.ndim != 1:
-      raise ValueError(f"{where}: {m} senders/receivers shapes {s.shape} and "
-                       f"{r.shape} differ")
-    if len(s) and (min(s.min(), r.min()) < 0 or max(s.max(), r.max()) >= len(nodes)):
-      raise ValueError(f"{where}: {m} edge index outside [0, {len(nodes)})")
+    check_edges(ex[f"{m}_senders"], ex[f"{m}_receivers"], len(nodes), m,
+                where)
     if not np.all(np.isfinite(nodes)):
       raise ValueError(f"{where}: {m}_nodes has non-finite values")
   for m in VECTOR_MODALITIES:
     v = np.asarray(ex[m])
     if v.shape != (VECTOR_FEATURES[m],) or not np.all(np.isfinite(v)):
-      raise ValueError(f"{where}: {m} must be {VECTOR_FEATURES[m]} finite values, "
-                       f"got shape {v.shape}")
+      raise ValueError(f"{where}: {m} must be {VECTOR_FEATURES[m]} finite "
+                       f"values, got shape {v.shape}")
+
+
+def placeholder(modality):
+  """Arrays standing in for a missing modality (1 zero node, or zeros).
+
+  Returns:
+    dict key -> array: `<m>_nodes` [1, F], `<m>_senders` / `<m>_receivers`
+    [0] for a graph modality; `<m>` [F] for a vector modality.
+  """
+  if modality in GRAPH_MODALITIES:
+    return {f"{modality}_nodes": np.zeros((1, NODE_FEATURES[modality]),
+                                          np.float32),
+            f"{modality}_senders": np.zeros((0,), np.int32),
+            f"{modality}_receivers": np.zeros((0,), np.int32)}
+  return {modality: np.zeros((VECTOR_FEATURES[modality],), np.float32)}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every GPU measurement the open issues ask for, in few device calls.
+# The GPU measurements (benchmarks and training runs) in stages, each within
+# a 10-minute call; see benchmarks/README.md.
 #
-# Results land in $OUT (the device tool brings them back), or in ./gpu_out
+# Results land in $OUT, or in ./gpu_out
 # when $OUT is unset. The first stage that needs the default dataset
 # generates it (one process per core; kept while the machine is warm).
 # Wall times seen on an H200 and an H100 (2026-11-26), compiles included:
@@ -33,13 +34,13 @@
 #   ablation  configs/extreme_boost.py:ablation at its own scale, likewise
 #             resumable                                         <=9 min/call
 #
-# On the device machine (wheels from `bash ../shared/device/fetch-wheels.sh
-# tensorboardX ase`, carried as .whl):
-#   bash benchmarks/gpu_session.sh bench
+# On the GPU machine (wheels of packages it lacks, if it cannot reach a
+# package index, in .whl/):
+#   bash benchmarks/gpu.sh bench
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
-# (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu_session.sh bench).
+# (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu_session.sh pipeline|bench|w1|w2|probe|main|extreme|ablation}
+stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|probe|main|extreme|ablation}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -86,7 +87,7 @@ case $stage in
     ;;
   bench)
     # Most wanted first (W1 itself is fp32; its bf16 rows are extras), so a
-    # call cut short still brings back the rows the issues ask for.
+    # call cut short still brings back the rows that matter most.
     w1
     w2
     pipeline
@@ -112,7 +113,7 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu_session.sh: unknown stage '$stage' (pipeline, bench, w1, w2, probe, main, extreme, ablation)"; exit 2 ;;
+  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, probe, main, extreme, ablation)"; exit 2 ;;
 esac
 
 # A machine goes back after 30 s idle, so the next call usually starts bare:

@@ -1,0 +1,93 @@
+"""Encoder registry: `config.model.encoders.<modality>.type` -> an encoder.
+
+Each entry says which modality kind it reads (mmjax.data.modalities) and
+where mixup and test-time noise act on it: on its `input` (the kind's input
+features) or on its `embedding` (manifold mixup; inputs that have no
+meaningful average, e.g. graphs of different sizes or token ids). A new
+encoder is a function decorated with `register_encoder`; nothing else
+changes.
+
+A registered builder takes (spec: dict of the config entry, dtype, name) and
+returns encode(batch, modality, train, rows) -> embedding [B, D], to be
+called inside the parent module's compact __call__; `rows` [B] are the rows
+that batch statistics may use (None: all).
+"""
+
+import dataclasses
+from typing import Callable
+
+from mmjax.models.gcn import GCNEncoder
+from mmjax.models.mlp import MLP
+from mmjax.models.transformer import SequenceTransformer
+
+PLACES = ("input", "embedding")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderInfo:
+  build: Callable
+  kind: str    # the modality kind it reads
+  mixup: str   # "input" | "embedding"
+  noise: str   # "input" | "embedding"
+
+
+ENCODERS: dict[str, EncoderInfo] = {}
+
+
+def register_encoder(name, *, kind, mixup, noise):
+  """Registers `build(spec, dtype, name)` under the config type `name`."""
+  assert mixup in PLACES and noise in PLACES, (mixup, noise)
+
+  def register(build):
+    ENCODERS[name] = EncoderInfo(build, kind, mixup, noise)
+    return build
+
+  return register
+
+
+def encoder_info(modality, spec) -> EncoderInfo:
+  kind = spec.get("type")
+  if kind not in ENCODERS:
+    raise ValueError(f"model.encoders.{modality}.type: unknown encoder "
+                     f"'{kind}' (known: {', '.join(sorted(ENCODERS))})")
+  return ENCODERS[kind]
+
+
+@register_encoder("gcn", kind="graph", mixup="embedding", noise="input")
+def gcn(spec, dtype, name):
+  """GCN stack with mean+max pooling (models/gcn.py): [B, 2 widths[-1]] or
+  [B, out_features]."""
+  enc = GCNEncoder(widths=tuple(spec["widths"]),
+                   dropout=spec.get("dropout", 0.0), dtype=dtype,
+                   aggregation=spec.get("aggregation", "segment"),
+                   out_features=spec.get("out_features", None), name=name)
+
+  def encode(batch, m, train, rows):
+    del rows  # No batch statistics.
+    return enc(batch[f"{m}_nodes"], batch[f"{m}_senders"],
+               batch[f"{m}_receivers"], batch[f"{m}_node_mask"],
+               batch[f"{m}_edge_mask"], train=train)
+
+  return encode
+
+
+@register_encoder("mlp", kind="vector", mixup="input", noise="input")
+def mlp(spec, dtype, name):
+  """Dense blocks on a feature vector: [B, F] -> [B, widths[-1]]."""
+  enc = MLP(widths=tuple(spec["widths"]), dropout=spec.get("dropout", 0.0),
+            batch_norm=spec.get("batch_norm", False), dtype=dtype, name=name)
+  return lambda batch, m, train, rows: enc(batch[m].astype(dtype),
+                                           train=train, rows=rows)
+
+
+@register_encoder("transformer", kind="sequence", mixup="embedding",
+                  noise="input")
+def transformer(spec, dtype, name):
+  """Pre-LN transformer over a masked sequence, mean+max pooled:
+  [B, T, F] (or token ids [B, T]) -> [B, 2 width]."""
+  enc = SequenceTransformer(
+      width=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
+      mlp_ratio=spec.get("mlp_ratio", 4), dropout=spec.get("dropout", 0.0),
+      vocab_size=spec.get("vocab_size", 0), dtype=dtype, name=name)
+  return lambda batch, m, train, rows: enc(batch[m], batch[f"{m}_mask"],
+                                           train=train)

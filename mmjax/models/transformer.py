@@ -1,0 +1,77 @@
+"""A transformer encoder for sequence modalities."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax.models.gcn import masked_mean_max
+
+
+def sinusoidal_positions(length, width):
+  """The fixed sine/cosine position code of "Attention is all you need":
+  [length, width] (width even)."""
+  pos = np.arange(length)[:, None]
+  freq = np.exp(-np.log(10000.0) * np.arange(0, width, 2) / width)
+  out = np.zeros((length, width), np.float32)
+  out[:, 0::2] = np.sin(pos * freq)
+  out[:, 1::2] = np.cos(pos * freq)
+  return jnp.asarray(out)
+
+
+class TransformerBlock(nn.Module):
+  """Pre-LayerNorm self-attention and GELU MLP, each with a residual.
+  x [B, T, W], mask [B, T] (1 = real step; padded steps are never keys)."""
+  num_heads: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask, *, train: bool):
+    att_mask = nn.make_attention_mask(mask > 0, mask > 0)
+    h = nn.LayerNorm(dtype=self.dtype, name="ln_att")(x)
+    h = nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads, dtype=self.dtype,
+        kernel_init=nn.initializers.xavier_uniform(), name="attention")(
+            h, h, mask=att_mask)
+    x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
+    h = nn.Dense(self.mlp_ratio * x.shape[-1], dtype=self.dtype,
+                 kernel_init=nn.initializers.xavier_uniform(), name="mlp_in")(h)
+    h = nn.gelu(h, approximate=False)
+    h = nn.Dense(x.shape[-1], dtype=self.dtype,
+                 kernel_init=nn.initializers.xavier_uniform(),
+                 name="mlp_out")(h)
+    return x + nn.Dropout(self.dropout, deterministic=not train)(h)
+
+
+class SequenceTransformer(nn.Module):
+  """Embeds a sequence (Dense on features [B, T, F], or an embedding table
+  for token ids [B, T] when vocab_size > 0), adds sinusoidal positions, runs
+  `depth` blocks and pools mean and max over the real steps: [B, 2 width].
+  """
+  width: int
+  depth: int
+  num_heads: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  vocab_size: int = 0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask, *, train: bool):
+    if self.vocab_size:
+      h = nn.Embed(self.vocab_size, self.width, dtype=self.dtype,
+                   name="embed")(x)
+    else:
+      h = nn.Dense(self.width, dtype=self.dtype, name="embed")(
+          x.astype(self.dtype))
+    h = h + sinusoidal_positions(h.shape[1], self.width).astype(h.dtype)
+    h = h * mask[..., None].astype(h.dtype)
+    for i in range(self.depth):
+      h = TransformerBlock(self.num_heads, self.mlp_ratio, self.dropout,
+                           self.dtype, name=f"block{i}")(h, mask, train=train)
+    h = nn.LayerNorm(dtype=self.dtype, name="ln_out")(h)
+    return masked_mean_max(h, mask)
