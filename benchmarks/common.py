@@ -291,7 +291,10 @@ def run_variants(variants, python, only, steps, warmup, timeout, out,
     res.update({"run_id": run_id, "wall_s": time.perf_counter() - t0,
                 "loadavg_1min_before": load0,
                 "loadavg_1min_after": os.getloadavg()[0],
-                "command": " ".join(["python"] + full[1:])})
+                # Paths relative to the repository root, not this machine's.
+                "command": " ".join(["python"] + [
+                    os.path.relpath(a, os.path.dirname(HERE))
+                    if os.path.isabs(a) else a for a in full[1:]])})
     rows.append(res)
     with open(out, "a") as f:
       f.write(json.dumps(res) + "\n")

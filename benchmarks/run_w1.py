@@ -1,7 +1,7 @@
 """Runs every W1 variant (mmjax and PyTorch + PyG), one subprocess each.
 
-  cd /work/main && PYTHONPATH=. python benchmarks/run_w1.py            # CPU or GPU
-  cd /work/main && PYTHONPATH=. python benchmarks/run_w1.py --gpu yes --steps 50
+  PYTHONPATH=. python benchmarks/run_w1.py            # CPU or GPU
+  PYTHONPATH=. python benchmarks/run_w1.py --gpu yes --steps 50
 
 Each variant runs in its own process (so a process max RSS on CPU, or the
 device peak, belongs to that variant alone) under a time limit. The JSON lines

@@ -1,7 +1,7 @@
 """Runs every W2 variant (ensemble members), one subprocess each.
 
-  cd /work/main && PYTHONPATH=. python benchmarks/run_w2.py            # CPU or GPU
-  cd /work/main && PYTHONPATH=. python benchmarks/run_w2.py --gpu yes --steps 50
+  PYTHONPATH=. python benchmarks/run_w2.py            # CPU or GPU
+  PYTHONPATH=. python benchmarks/run_w2.py --gpu yes --steps 50
 
 Rows, each for K = 1 and K = 5 members (fp32 everywhere):
   mmjax        jit(vmap(member_step))   benchmarks/w2_mmjax.py

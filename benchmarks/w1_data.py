@@ -1,4 +1,4 @@
-"""Random W1 inputs (see /work/shared/benchmarks/WORKLOADS.md, W1 `optimized`).
+"""Random W1 inputs (the fixed W1 shapes of benchmarks/README.md, `optimized`).
 
 One padded numpy batch in mmjax's batch format (mmjax/models/multimodal.py,
 mmjax/data/pipeline.py), shared by w1_mmjax.py and w1_torch.py so that both

@@ -1,7 +1,7 @@
 """W1 benchmark, mmjax side: times mmjax's real train step on the W1 shapes.
 
-  cd /work/main && PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation dense
-  cd /work/main && PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation segment
+  PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation dense
+  PYTHONPATH=. python benchmarks/w1_mmjax.py --aggregation segment
 
 Builds the model, optimizer and step exactly as the trainer does
 (configs/optimized.py -> build_model / build_optimizer / create_state /

@@ -1,10 +1,10 @@
 """W1 benchmark, PyTorch + PyTorch Geometric side: the reference recipe's model and step.
 
-  cd /work/main && python benchmarks/w1_torch.py --variant eager
-  cd /work/main && python benchmarks/w1_torch.py --variant compile
-  cd /work/main && python benchmarks/w1_torch.py --variant eager --amp   # GPU
+  python benchmarks/w1_torch.py --variant eager
+  python benchmarks/w1_torch.py --variant compile
+  python benchmarks/w1_torch.py --variant eager --amp   # GPU
 
-The W1 model (WORKLOADS.md) in PyTorch + PyG: crystal GCN 3->64->128->128 and
+The W1 model (benchmarks/README.md) in PyTorch + PyG: crystal GCN 3->64->128->128 and
 k-space GCN 64->128->256->256 (GCNConv, self-loops, symmetric normalisation
 computed by PyG's gcn_norm once per step and graph modality, residual on the
 last layer), global_mean_pool + global_max_pool

@@ -1,7 +1,7 @@
 """W2 benchmark, mmjax side: K ensemble members trained by one vmapped step.
 
-  cd /work/main && PYTHONPATH=. python benchmarks/w2_mmjax.py --members 1
-  cd /work/main && PYTHONPATH=. python benchmarks/w2_mmjax.py --members 5
+  PYTHONPATH=. python benchmarks/w2_mmjax.py --members 1
+  PYTHONPATH=. python benchmarks/w2_mmjax.py --members 5
 
 The W2 model is `configs/extreme_boost.get_config()` at full size (512-wide
 GCN and MLP encoders, cross-modal fusion, 2048->1024->512->256->128->2 head,

@@ -1,12 +1,12 @@
 """W2 benchmark, PyTorch + PyTorch Geometric side: K ensemble members.
 
-  cd /work/main && python benchmarks/w2_torch.py --variant loop --members 5
-  cd /work/main && python benchmarks/w2_torch.py --variant loop-compile --members 5
-  cd /work/main && python benchmarks/w2_torch.py --variant vmap --members 5
-  cd /work/main && python benchmarks/w2_torch.py --variant vmap-compile --members 5
-  cd /work/main && python benchmarks/w2_torch.py --variant vmap-math --members 5
+  python benchmarks/w2_torch.py --variant loop --members 5
+  python benchmarks/w2_torch.py --variant loop-compile --members 5
+  python benchmarks/w2_torch.py --variant vmap --members 5
+  python benchmarks/w2_torch.py --variant vmap-compile --members 5
+  python benchmarks/w2_torch.py --variant vmap-math --members 5
 
-The W2 model (WORKLOADS.md, reference recipe 001 `extreme_boost`), built to match
+The W2 model (benchmarks/README.md, reference recipe 001 `extreme_boost`), built to match
 configs/extreme_boost.py layer for layer (11,513,218 parameters per member on
 both sides):
   crystal GCN 3->512->512->512 and k-space GCN 64->512->512->512 (w1_torch's

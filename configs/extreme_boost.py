@@ -2,7 +2,7 @@ r"""Reference recipe 001, `extreme_boost`: all of its techniques in one run.
 
   python launch.py --config=configs/extreme_boost.py --workdir=runs/extreme_boost
   python launch.py --config=configs/extreme_boost.py:cpu --workdir=runs/eb_cpu
-  python launch.py --config=configs/extreme_boost.py:smoke --workdir=/tmp/eb
+  python launch.py --config=configs/extreme_boost.py:smoke --workdir=runs/eb_smoke
 
 512-wide encoders, cross-modal attention (each modality queries the other
 three) then self-attention over the modality tokens, a 5-layer classifier;

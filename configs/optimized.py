@@ -1,7 +1,7 @@
 r"""Reference recipe 000, `optimized`: the multi-modal topological-materials classifier.
 
   python launch.py --config=configs/optimized.py --workdir=runs/optimized
-  python launch.py --config=configs/optimized.py:smoke --workdir=/tmp/smoke
+  python launch.py --config=configs/optimized.py:smoke --workdir=runs/smoke
 
 Crystal-structure GCN, k-space GCN, scalar and decomposition MLPs, 8-head
 self-attention across the four modality tokens of each sample, a

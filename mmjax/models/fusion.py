@@ -57,7 +57,10 @@ class CrossModalFusion(nn.Module):
 
 
 class ConcatFusion(nn.Module):
-  """No interaction: the tokens pass through (an ablation baseline)."""
+  """No interaction: the tokens pass through (an ablation baseline). Takes
+  the fusions' common fields, and uses none of them."""
+  num_heads: int = 8
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, tokens, present, *, train: bool):

@@ -70,9 +70,8 @@ class MultiModalModel(nn.Module):
     present = batch["modality_mask"].astype(tokens.dtype)
     tokens = tokens * present[..., None]
     fused = fusion_lib.FUSIONS[self.fusion](
-        **({} if self.fusion == "concat" else
-           {"num_heads": self.num_heads, "dtype": self.dtype}),
-        name="fusion")(tokens, present, train=train)
+        num_heads=self.num_heads, dtype=self.dtype, name="fusion")(
+            tokens, present, train=train)
     features = fused.reshape(fused.shape[0], -1)
     logits = MLP(widths=tuple(self.head_widths) + (self.num_outputs,),
                  dropout=self.head_dropout, batch_norm=True,

@@ -7,7 +7,7 @@ iff C != 0; exact, `chern.label_models`), in the format of
 random-access data sources; TensorFlow is not needed for either.
 
 Usage:
-  sources = load_materials_tb("smoke", "/tmp/tfds")
+  sources = load_materials_tb("smoke", "datasets")
   ex = sources["train"][0]   # dict of numpy arrays
 """
 
