@@ -33,6 +33,13 @@
 #             the same stage again resumes it                   <=9 min/call
 #   ablation  configs/extreme_boost.py:ablation at its own scale, likewise
 #             resumable                                         <=9 min/call
+#   w4        W4 rows (affinity's AdvancedTransformerCNN step, batch 8 of
+#             24^3 x 19 voxels): mmjax fp32 and bf16, PyTorch eager and
+#             torch.compile, fp32 and bf16 autocast, with model FLOPs
+#             utilisation                                 not yet timed
+#   affinity  configs/affinity.py (the reference scale) on its default
+#             data, stopped by SIGTERM before the call's limit like
+#             `extreme`; the same stage again resumes it  not yet timed
 #
 # On the GPU machine (wheels of packages it lacks, if it cannot reach a
 # package index, in .whl/):
@@ -40,7 +47,7 @@
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
 # (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|probe|main|extreme|ablation}
+stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w4|probe|main|extreme|ablation|affinity}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -80,6 +87,10 @@ case $stage in
   pipeline) pipeline ;;
   w1) w1 ;;
   w2) w2 ;;
+  w4)
+    python3 benchmarks/run_w4.py --steps "${STEPS:-50}" --timeout 150 \
+        --out "$out/w4_gpu.jsonl"
+    ;;
   probe)
     XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" python3 \
         benchmarks/w2_mmjax.py --members 5 --steps "${STEPS:-50}" \
@@ -94,11 +105,12 @@ case $stage in
     python3 benchmarks/run_w1.py --steps "${STEPS:-50}" --only bf16 \
         --timeout 120 --out "$out/w1_gpu.jsonl"
     ;;
-  main|extreme|ablation)
+  main|extreme|ablation|affinity)
     case $stage in
       main) cfg=configs/optimized.py ;;
       extreme) cfg=configs/extreme_boost.py ;;
       ablation) cfg=configs/extreme_boost.py:ablation ;;
+      affinity) cfg=configs/affinity.py ;;
     esac
     wd=runs/gpu_$stage
     start=$(date +%s)
@@ -113,7 +125,7 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, probe, main, extreme, ablation)"; exit 2 ;;
+  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w4, probe, main, extreme, ablation, affinity)"; exit 2 ;;
 esac
 
 # A machine goes back after 30 s idle, so the next call usually starts bare:

@@ -27,31 +27,12 @@ from mmjax.training import losses
 from mmjax.training import optim
 from mmjax.training import schedules
 
-RTOL = ATOL = 1e-5
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 
 
-@pytest.fixture(autouse=True)
-def _highest_precision():
-  with jax.default_matmul_precision("highest"):
-    yield
-
-
-def close(got, want, rtol=RTOL, atol=ATOL):
-  if isinstance(want, torch.Tensor):
-    want = want.detach().cpu().numpy()
-  np.testing.assert_allclose(np.asarray(got), want, rtol=rtol, atol=atol)
-
-
-def t(a):
-  """numpy/jax -> torch tensor (a copy)."""
-  return torch.from_numpy(np.array(a))
-
-
-def unfreeze(p):
-  return flax.core.unfreeze(p) if hasattr(p, "unfreeze") else p
+from parity_helpers import ATOL, RTOL, close, highest_precision, t, unfreeze  # pylint: disable=unused-import
 
 
 # --------------------------------------------------------------------------

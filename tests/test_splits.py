@@ -138,3 +138,27 @@ def test_quantile_strata_rejects_bad_input():
     splits.quantile_strata([0.0, np.nan], 2)
   with pytest.raises(ValueError, match="num_bins"):
     splits.quantile_strata([0.0, 1.0], 0)
+
+
+@pytest.mark.parametrize("trial", range(20))
+def test_group_split_keeps_every_group_in_one_part(trial):
+  rng = np.random.default_rng(trial)
+  n = int(rng.integers(3, 400))
+  groups = rng.integers(0, int(rng.integers(3, 200)), size=n)
+  parts = splits.group_split(groups, trial)
+  assert sorted(np.concatenate(parts).tolist()) == list(range(n))
+  seen = [set(groups[p].tolist()) for p in parts]
+  assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+  if len(np.unique(groups)) >= 3:
+    assert all(len(p) for p in parts)
+  again = splits.group_split(groups, trial)
+  assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+
+
+def test_group_split_sizes_follow_the_fractions_within_a_group():
+  groups = np.repeat(np.arange(1000), 3)  # 3,000 items in groups of 3
+  parts = splits.group_split(groups, 0)
+  for part, f in zip(parts, (0.8, 0.1, 0.1)):
+    assert abs(len(part) - f * 3000) <= 3
+  # A seeded random order, not largest-first: another seed, other parts.
+  assert not np.array_equal(splits.group_split(groups, 1)[2], parts[2])

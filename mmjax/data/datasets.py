@@ -16,6 +16,8 @@ DATASETS = {
     "materials_tb": "mmjax.data.materials.registered:load_materials_tb",
     "cif_folder": "mmjax.data.materials.registered:load_cif_folder",
     "toy_sequence": "mmjax.data.toy_sequence:load",
+    "binding": "mmjax.data.affinity.registered:load_binding",
+    "pdbbind_folder": "mmjax.data.affinity.pdbbind:load_pdbbind_folder",
 }
 
 

@@ -6,8 +6,10 @@ shape and its step compiles once. Batch keys per kind (B = batch):
 
   graph     m_nodes [B, N, F], m_senders / m_receivers int32 [B, E],
             m_node_mask [B, N], m_edge_mask [B, E]; shape = (F,) node
-            features, N / E from `dataset.budgets.m.nodes / .edges`.
-            Example keys: m_nodes [n, F], m_senders / m_receivers [e].
+            features, or (F, G) with edge features m_edges [B, E, G];
+            N / E from `dataset.budgets.m.nodes / .edges`.
+            Example keys: m_nodes [n, F], m_senders / m_receivers [e]
+            (and m_edges [e, G]).
   vector    m [B, F]; shape = (F,).
   sequence  m [B, T, F] (or int32 token ids [B, T] with shape (T,)) and
             m_mask [B, T] (1 = a real step); shape = (T, F) or (T,), T the
@@ -43,9 +45,18 @@ class GraphKind:
         np.asarray(ex[f"{name}_nodes"], np.float32), ex[f"{name}_senders"],
         ex[f"{name}_receivers"], budget["nodes"], budget["edges"], where,
         name)
-    return {f"{name}_nodes": nodes, f"{name}_senders": s,
-            f"{name}_receivers": r, f"{name}_node_mask": nm,
-            f"{name}_edge_mask": em}
+    out = {f"{name}_nodes": nodes, f"{name}_senders": s,
+           f"{name}_receivers": r, f"{name}_node_mask": nm,
+           f"{name}_edge_mask": em}
+    if len(mod.shape) == 2:
+      edges = np.asarray(ex[f"{name}_edges"], np.float32)
+      if edges.shape != (len(ex[f"{name}_senders"]), mod.shape[1]):
+        raise ValueError(f"{where}: {name}_edges has shape {edges.shape}, "
+                         f"expected [{len(ex[f'{name}_senders'])}, "
+                         f"{mod.shape[1]}]")
+      out[f"{name}_edges"] = np.zeros((len(s), mod.shape[1]), np.float32)
+      out[f"{name}_edges"][:len(edges)] = edges
+    return out
 
   @staticmethod
   def input_keys(name):

@@ -79,6 +79,52 @@ def stratified_split(strata, seed, fractions=FRACTIONS):
   return [np.sort(p).astype(np.int64) for p in np.split(ranked, bounds)]
 
 
+def group_split(groups, seed, fractions=(0.8, 0.1, 0.1)):
+  """Splits items so that every group (e.g. a Bemis-Murcko scaffold, a
+  genome) falls in exactly one part.
+
+  The distinct groups (sorted, then shuffled with
+  `np.random.default_rng(seed)`) are laid end to end in that random order;
+  a group goes to the part in whose share of [0, N) its first item falls.
+  A seeded random order, not largest-first: largest-first leaves only
+  singleton groups for the last part and shifts its label distribution.
+  Part sizes are the fractions within one group's size; a part left empty
+  takes one group from the part with the most groups, when there are
+  enough groups to go round.
+
+  Args:
+    groups: [N] hashable group key of each item (str or int).
+    seed: anything `np.random.default_rng` accepts.
+    fractions: positive fractions summing to 1, one per part.
+
+  Returns:
+    list of sorted int64 index arrays into `groups`, one per fraction.
+  """
+  _check_fractions(fractions)
+  groups = np.asarray(groups)
+  if groups.ndim != 1:
+    raise ValueError(f"groups must be 1-D, got shape {groups.shape}")
+  keys, inverse, counts = np.unique(groups, return_inverse=True,
+                                    return_counts=True)
+  order = np.random.default_rng(seed).permutation(len(keys))
+  start = np.empty(len(keys))
+  start[order] = np.concatenate([[0], np.cumsum(counts[order])[:-1]])
+  bounds = np.cumsum(fractions)[:-1] * len(groups)
+  part_of_group = np.searchsorted(bounds, start, side="right")
+  # An empty part (few, large groups) takes the last group, in the random
+  # order, of the part with the most groups, if that part keeps one.
+  for s in range(len(fractions)):
+    if not np.any(part_of_group == s):
+      donor = max(range(len(fractions)),
+                  key=lambda d: (np.sum(part_of_group == d), -d))
+      members = order[part_of_group[order] == donor]
+      if len(members) >= 2:
+        part_of_group[members[-1]] = s
+  part = part_of_group[inverse]
+  return [np.flatnonzero(part == s).astype(np.int64)
+          for s in range(len(fractions))]
+
+
 def quantile_strata(values, num_bins):
   """Bins a continuous target into `num_bins` quantile bins for stratifying.
 

@@ -16,6 +16,9 @@ that batch statistics may use (None: all).
 import dataclasses
 from typing import Callable
 
+from mmjax.models.conv3d import CNNTransformer3d
+from mmjax.models.conv3d import ResidualCNNTransformer3d
+from mmjax.models.gat import GATEncoder
 from mmjax.models.gcn import GCNEncoder
 from mmjax.models.mlp import MLP
 from mmjax.models.transformer import SequenceTransformer
@@ -91,3 +94,61 @@ def transformer(spec, dtype, name):
       vocab_size=spec.get("vocab_size", 0), dtype=dtype, name=name)
   return lambda batch, m, train, rows: enc(batch[m], batch[f"{m}_mask"],
                                            train=train)
+
+
+@register_encoder("cnn3d_transformer", kind="grid", mixup="input",
+                  noise="input")
+def cnn3d_transformer(spec, dtype, name):
+  """AdvancedTransformerCNN (reference recipe 002, models/conv3d.py): a
+  multi-scale 3D CNN with channel and spatial attention, its D/4 feature
+  map as tokens of a pre-LN transformer, mean pooled:
+  [B, D, H, W, C] -> [B, width]."""
+  enc = CNNTransformer3d(
+      branch_channels=spec.get("branch_channels", 32),
+      stage_channels=spec.get("stage_channels", 256),
+      channel_attention=spec.get("channel_attention", True),
+      spatial_attention=spec.get("spatial_attention", True),
+      reduction=spec.get("reduction", 16),
+      spatial_kernel=spec.get("spatial_kernel", 7),
+      width=spec.get("width", 256), depth=spec.get("depth", 4),
+      num_heads=spec.get("num_heads", 8), mlp_ratio=spec.get("mlp_ratio", 4),
+      dropout=spec.get("dropout", 0.0), dtype=dtype, name=name)
+  return lambda batch, m, train, rows: enc(batch[m], train=train, rows=rows)
+
+
+@register_encoder("residual_cnn3d", kind="grid", mixup="input", noise="input")
+def residual_cnn3d(spec, dtype, name):
+  """ResidualTransformerCNN (reference recipe 002, models/conv3d.py): a
+  residual 3D CNN per channel component (`components`: channel counts;
+  default one of all channels) and a transformer across the components'
+  tokens: [B, D, H, W, C] -> [B, K width]."""
+  comps = spec.get("components", None)
+  enc = ResidualCNNTransformer3d(
+      components=tuple(comps) if comps else None,
+      widths=tuple(spec.get("widths", (32, 64, 128))),
+      strides=tuple(spec.get("strides", (1, 2, 2))),
+      width=spec.get("width", 128), depth=spec.get("depth", 2),
+      num_heads=spec.get("num_heads", 4), mlp_ratio=spec.get("mlp_ratio", 4),
+      dropout=spec.get("dropout", 0.0), dtype=dtype, name=name)
+  return lambda batch, m, train, rows: enc(batch[m], train=train, rows=rows)
+
+
+@register_encoder("gat", kind="graph", mixup="embedding", noise="input")
+def gat(spec, dtype, name):
+  """GAT stack with ELU and mean+max pooling (models/gat.py): [B, 2 out],
+  out = widths[-1] (x heads[-1] when the last layer concatenates).
+  `edge_features`: the attention also reads batch[f"{m}_edges"]."""
+  enc = GATEncoder(widths=tuple(spec["widths"]), heads=spec.get("heads", 1),
+                   concat=spec.get("concat", True),
+                   dropout=spec.get("dropout", 0.0),
+                   attention_dropout=spec.get("attention_dropout", 0.0),
+                   dtype=dtype, name=name)
+
+  def encode(batch, m, train, rows):
+    del rows  # No batch statistics.
+    edges = batch[f"{m}_edges"] if spec.get("edge_features", False) else None
+    return enc(batch[f"{m}_nodes"], batch[f"{m}_senders"],
+               batch[f"{m}_receivers"], batch[f"{m}_node_mask"],
+               batch[f"{m}_edge_mask"], edges, train=train)
+
+  return encode

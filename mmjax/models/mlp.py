@@ -5,18 +5,21 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class BatchNorm(nn.Module):
-  """BatchNorm over the batch axis with PyTorch's bookkeeping.
+  """BatchNorm with PyTorch's bookkeeping, over the batch and every spatial
+  axis (torch.nn.BatchNorm1d for x [B, F], BatchNorm3d for [B, D, H, W, C]).
 
   Normalises with the biased batch variance in training, like every
-  BatchNorm, but tracks the UNBIASED one in `var` as torch.nn.BatchNorm1d
-  does (flax.linen.BatchNorm tracks the biased one, so eval outputs would
-  drift from the reference recipes' models). x [B, F]; momentum is torch's
+  BatchNorm, but tracks the UNBIASED one in `var` as torch does
+  (flax.linen.BatchNorm tracks the biased one, so eval outputs would drift
+  from the reference recipes' models). x [B, ..., F]; momentum is torch's
   (0.1 = weight of the new batch). Statistics are over the global batch
-  under jit, or, with `rows` [B] (1 = counts), over those rows only: a
-  k-fold member's statistics never see its held-out fold.
+  under jit, or, with `rows` [B] (1 = counts), over those rows (all their
+  positions) only: a k-fold member's statistics never see its held-out
+  fold.
   """
   momentum: float = 0.1
   epsilon: float = 1e-5
@@ -30,17 +33,19 @@ class BatchNorm(nn.Module):
     ra_var = self.variable("batch_stats", "var", jnp.ones, (f,), jnp.float32)
     scale = self.param("scale", nn.initializers.ones, (f,))
     bias = self.param("bias", nn.initializers.zeros, (f,))
+    axes = tuple(range(x.ndim - 1))
     if train:
       xf = x.astype(jnp.float32)
+      per_row = int(np.prod(x.shape[1:-1]))  # positions per row
       if rows is None:
-        n = x.shape[0]
-        mean, var = xf.mean(0), xf.var(0)
+        n = x.shape[0] * per_row
+        mean, var = xf.mean(axes), xf.var(axes)
         denom = max(n - 1, 1)
       else:
-        w = rows.astype(jnp.float32)[:, None]
-        n = w.sum()
-        mean = (xf * w).sum(0) / jnp.maximum(n, 1.0)
-        var = (((xf - mean) ** 2) * w).sum(0) / jnp.maximum(n, 1.0)
+        w = rows.astype(jnp.float32).reshape((-1,) + (1,) * (x.ndim - 1))
+        n = w.sum() * per_row
+        mean = (xf * w).sum(axes) / jnp.maximum(n, 1.0)
+        var = (((xf - mean) ** 2) * w).sum(axes) / jnp.maximum(n, 1.0)
         denom = jnp.maximum(n - 1.0, 1.0)
       if not self.is_initializing():
         m = self.momentum

@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.data import modalities as modalities_lib
 from mmjax.models import fusion as fusion_lib
@@ -32,6 +33,11 @@ class MultiModalModel(nn.Module):
   augmentation).
   `rows` (optional) [B]: the rows BatchNorm statistics come from in training
   (default: all).
+  Regression outputs are the head's times `output_scale` plus
+  `output_offset` (fixed, not trained; `build_model` sets them to the
+  training targets' sd and mean with `model.standardize_outputs`), so a
+  fresh model predicts near the targets' mean in their units, however far
+  from 0 that is.
   """
   encoders: tuple  # ((name, spec dict), ...) in modality_mask order
   token_dim: int
@@ -41,6 +47,8 @@ class MultiModalModel(nn.Module):
   head_dropout: float
   num_outputs: int
   dtype: Any = jnp.float32
+  output_offset: float = 0.0
+  output_scale: float = 1.0
 
   @nn.compact
   def __call__(self, batch, *, train: bool, mixup=None, noise=None,
@@ -77,7 +85,10 @@ class MultiModalModel(nn.Module):
                  dropout=self.head_dropout, batch_norm=True,
                  final_activation=False, dtype=self.dtype,
                  name="head")(features, train=train, rows=rows)
-    return {"logits": logits.astype(jnp.float32),
+    logits = logits.astype(jnp.float32)
+    if self.output_scale != 1.0 or self.output_offset != 0.0:
+      logits = logits * self.output_scale + self.output_offset
+    return {"logits": logits,
             "features": features.astype(jnp.float32)}
 
 
@@ -91,8 +102,13 @@ def _noisy(x, noise, i, j):
   return x + std * jax.random.normal(rng, x.shape, x.dtype)
 
 
-def build_model(cfg, spec=None) -> MultiModalModel:
+def build_model(cfg, spec=None, targets=None) -> MultiModalModel:
   """Builds the model from `config.model` (an ml_collections ConfigDict).
+
+  With `model.standardize_outputs` (regression), `targets` [N] (the
+  training split's labels) set the outputs' offset and scale to their mean
+  and standard deviation (without `targets`, a config check, they stay 0
+  and 1).
 
   With the dataset's `spec` (datasets.DatasetSpec), checks that the model's
   modalities are the dataset's, in its order, and that each encoder reads
@@ -116,7 +132,12 @@ def build_model(cfg, spec=None) -> MultiModalModel:
   if cfg.fusion not in fusion_lib.FUSIONS:
     raise ValueError(f"model.fusion: unknown '{cfg.fusion}' "
                      f"(known: {', '.join(fusion_lib.FUSIONS)})")
+  offset, scale = 0.0, 1.0
+  if cfg.get("standardize_outputs", False) and targets is not None:
+    t = np.asarray(targets, np.float64)
+    offset, scale = float(t.mean()), float(t.std()) or 1.0
   return MultiModalModel(
+      output_offset=offset, output_scale=scale,
       encoders=encoders, token_dim=cfg.token_dim, fusion=cfg.fusion,
       num_heads=cfg.num_heads, head_widths=tuple(cfg.head_widths),
       head_dropout=cfg.head_dropout, num_outputs=cfg.num_outputs,

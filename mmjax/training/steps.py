@@ -170,13 +170,44 @@ def make_train_step(model, tx, schedule, task, loss_cfg, seed,
   return lambda state, batch: member_step(state, batch, single_member(seed))
 
 
+MEMBER_LOOPS = ("vmap", "unroll")
+
+
+def over_members(fn, in_axes, loop="vmap") -> Callable:
+  """fn over a leading member axis of the arguments whose in_axes is 0
+  (None: shared by every member); outputs stacked on that axis.
+
+  loop 'vmap': jax.vmap, one batched computation (the default).
+  'unroll': a Python loop over the K members inside the traced function:
+  K copies of the computation in one jitted program (compile time grows
+  with K). The same values; faster where the backend runs a vmapped
+  operation slowly, e.g. 3D convolutions with a member axis on the
+  weights on XLA's CPU backend (benchmarks/README.md, W4).
+  """
+  if loop not in MEMBER_LOOPS:
+    raise ValueError(f"member_loop: unknown '{loop}' (known: "
+                     f"{', '.join(MEMBER_LOOPS)})")
+  if loop == "vmap":
+    return jax.vmap(fn, in_axes=in_axes)
+
+  def unrolled(*args):
+    k = next(jax.tree.leaves(a)[0].shape[0]
+             for a, ax in zip(args, in_axes) if ax == 0)
+    outs = [fn(*[a if ax is None else jax.tree.map(lambda x: x[i], a)
+                 for a, ax in zip(args, in_axes)]) for i in range(k)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+  return unrolled
+
+
 def make_ensemble_train_step(model, tx, schedule, task, loss_cfg,
-                             mixup=False, smoothing=0.0) -> Callable:
+                             mixup=False, smoothing=0.0,
+                             loop="vmap") -> Callable:
   """Returns step(states [K,...], batch, members [K]) -> (states, metrics
-  [K]): every member trained on the same batch by one vmapped step."""
+  [K]): every member trained on the same batch by one step (over_members)."""
   member_step = make_member_step(model, tx, schedule, task, loss_cfg, mixup,
                                  smoothing)
-  return jax.vmap(member_step, in_axes=(0, None, 0))
+  return over_members(member_step, (0, None, 0), loop)
 
 
 def gather_batch_then(step, batch_sharding=None) -> Callable:
@@ -225,8 +256,8 @@ def make_eval_step(model, task, tta_passes=0, tta_noise=0.0,
   return eval_step
 
 
-def make_ensemble_eval_step(model, task, **tta) -> Callable:
-  """eval_step vmapped over stacked member weights and seeds: outputs
-  [K, B, C], losses [K, B]."""
-  return jax.vmap(make_eval_step(model, task, **tta),
-                  in_axes=(0, 0, None, 0, None))
+def make_ensemble_eval_step(model, task, loop="vmap", **tta) -> Callable:
+  """eval_step over stacked member weights and seeds (over_members):
+  outputs [K, B, C], losses [K, B]."""
+  return over_members(make_eval_step(model, task, **tta),
+                      (0, 0, None, 0, None), loop)

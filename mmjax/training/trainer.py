@@ -28,6 +28,7 @@ from mmjax.training import evaluation
 from mmjax.training import logs
 from mmjax.training import members as members_lib
 from mmjax.training import sharding
+from mmjax.training import steps as steps_lib
 from mmjax.training import workdir as workdir_lib
 from mmjax.training.checkpoint import Checkpointer
 from mmjax.training.monitor import OverfittingMonitor
@@ -67,6 +68,8 @@ class Trainer:
       build_optimizer(config, 1)
       self.smoothing = _smoothing(config, 1)
       self.stoppers = early_stopping.for_members(config.early_stopping, 1)
+      if config.get("member_loop", "vmap") not in steps_lib.MEMBER_LOOPS:
+        steps_lib.over_members(None, (0,), config.member_loop)  # Raises.
     except ValueError as e:
       raise UserError(str(e)) from e
     self.es_metric = config.early_stopping.get("metric", "loss")
@@ -96,8 +99,8 @@ class Trainer:
     if self.spec.task != self.task.name:
       raise UserError(f"task: '{self.task.name}', but dataset "
                       f"{c.dataset.name} holds {self.spec.task} labels")
-    try:
-      self.model = build_model(c.model, self.spec)
+    try:  # Checked before any split is loaded: a bad key stops at once.
+      build_model(c.model, self.spec)
     except ValueError as e:
       raise UserError(str(e)) from e
     self.sources = dataset.sources
@@ -112,6 +115,7 @@ class Trainer:
     if (self.members["fold"] >= 0).any():
       self.train.arrays["fold"] = members_lib.fold_ids(
           self.task, self.train.labels, c)
+    self.model = build_model(c.model, self.spec, targets=self.train.labels)
 
   def _split(self, name):
     try:
@@ -126,8 +130,10 @@ class Trainer:
     rep = sharding.replicated(self.mesh)
     bsh = sharding.batch_sharding(self.mesh)
     mixup = bool((self.members["alpha"] > 0).any())
+    loop = c.get("member_loop", "vmap")
     step = make_ensemble_train_step(self.model, self.tx, self.schedule,
-                                    self.task, c.loss, mixup, self.smoothing)
+                                    self.task, c.loss, mixup, self.smoothing,
+                                    loop)
     # A device-resident train split: per step the host sends the batch's
     # indices, not the batch (benchmarks/README.md, input pipeline).
     self.resident = None
@@ -141,13 +147,14 @@ class Trainer:
                               out_shardings=(msh, msh), donate_argnums=0)
     eval_shardings = dict(in_shardings=(msh, msh, bsh, msh, rep),
                           out_shardings=(msh, msh))
-    self.eval_step = jax.jit(make_ensemble_eval_step(self.model, self.task),
-                             **eval_shardings)
+    self.eval_step = jax.jit(
+        make_ensemble_eval_step(self.model, self.task, loop),
+        **eval_shardings)
     tta = c.get("tta", None)
     self.tta_step = None
     if tta is not None and tta.passes:
       self.tta_step = jax.jit(
-          make_ensemble_eval_step(self.model, self.task,
+          make_ensemble_eval_step(self.model, self.task, loop,
                                   tta_passes=tta.passes, tta_noise=tta.noise,
                                   tta_seed=c.seed), **eval_shardings)
     self.evaluator = evaluation.Evaluator(
