@@ -47,9 +47,11 @@ def main():
   with open(os.path.join(args.workdir, "results.json")) as f:
     r = json.load(f)
   reps = r.get("replicates", 1)
+  # Accuracy gaps read as percentage points, R^2 gaps as they are.
+  gap = (f"{r['train_val_gap']:.3f} in R^2" if r.get("task") == "regression"
+         else f"{100 * r['train_val_gap']:.2f} points")
   print(f"{r['members_trained']} members, {reps} replicate(s); best stage "
-        f"{r['best_stage']} ({r['best_stage_rule']}); train/val gap "
-        f"{100 * r['train_val_gap']:.2f} points\n")
+        f"{r['best_stage']} ({r['best_stage_rule']}); train/val gap {gap}\n")
   print(stage_table(r, args.metrics.split(","), args.splits.split(",")))
   print(f"\nepochs run {r['epochs_run']} (best epoch {r['best_epoch']}), "
         f"stopped early: {r['stopped_early']}; train {r['train_time_s']} s, "
