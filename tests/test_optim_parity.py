@@ -7,6 +7,7 @@ Every reference value comes from torch (or a plain-python transcription of
 the intended curve), never from the code under test.
 """
 
+import functools
 import importlib
 import math
 import warnings
@@ -20,21 +21,17 @@ import orbax.checkpoint as ocp
 import pytest
 import torch
 
+import parity_helpers
+
 from mmjax.training import optim
 from mmjax.training import schedules
 
 BASE_LR = 1e-2
 
 
-def close(got, want, rtol=1e-6, atol=1e-6):
-  if isinstance(want, torch.Tensor):
-    want = want.detach().cpu().numpy()
-  np.testing.assert_allclose(np.asarray(got), want, rtol=rtol, atol=atol)
-
-
-def t(a):
-  """numpy/jax -> torch tensor (a copy)."""
-  return torch.from_numpy(np.array(a))
+# Optimizer state after many steps: tighter than the layers' 1e-5.
+close = functools.partial(parity_helpers.close, rtol=1e-6, atol=1e-6)
+t = parity_helpers.t
 
 
 def flat(tree):
