@@ -73,8 +73,8 @@ class Conv3d(nn.Module):
   `impl` 'native' is XLA's 3D convolution; 'depth_slices' computes the same
   sum as one 2D convolution over (H, W) of every depth slice, whose output
   channels hold the k depth taps, followed by k shifted sums along D: XLA's
-  CPU backend runs 3D convolutions several times slower than 2D ones
-  (benchmarks/README.md, W4), while GPUs and TPUs have fast 3D kernels.
+  CPU backend runs 3D convolutions much slower than 2D ones,
+  while GPUs and TPUs have fast 3D kernels.
   'auto' (default) picks depth_slices on CPU and native elsewhere.
   """
   features: int

@@ -182,7 +182,7 @@ def over_members(fn, in_axes, loop="vmap") -> Callable:
   K copies of the computation in one jitted program (compile time grows
   with K). The same values; faster where the backend runs a vmapped
   operation slowly, e.g. 3D convolutions with a member axis on the
-  weights on XLA's CPU backend (benchmarks/README.md, W4).
+  weights on XLA's CPU backend.
   """
   if loop not in MEMBER_LOOPS:
     raise ValueError(f"member_loop: unknown '{loop}' (known: "
