@@ -27,6 +27,18 @@ def _run(config, tmp_path):
   return results, rows
 
 
+def test_group_rows_with_and_without_a_reference():
+  from mmjax.training import evaluation  # pylint: disable=g-import-not-at-top
+  values = np.asarray(["a", "ref", "b", "a", "ref"])
+  rows = evaluation.group_rows(values, None)
+  assert sorted(rows) == ["a", "b", "ref"]
+  np.testing.assert_array_equal(rows["a"], [1, 0, 0, 1, 0])
+  rows = evaluation.group_rows(values, "ref")
+  assert sorted(rows) == ["a", "b"]  # each value against the reference
+  np.testing.assert_array_equal(rows["a"], [1, 1, 0, 1, 1])
+  np.testing.assert_array_equal(rows["b"], [0, 1, 1, 0, 1])
+
+
 def test_regression_recipe_trains_end_to_end(tmp_path):
   results, rows = _run(toy_sequence.get_config("regression"), tmp_path)
   assert results["task"] == "regression"
@@ -34,6 +46,14 @@ def test_regression_recipe_trains_end_to_end(tmp_path):
     assert np.isfinite(results["test"][key]), key
   assert results["test"]["r2"] > 0.8  # y is a mean the model can pool.
   assert results["best_stage_rule"] == "highest val r2"
+  # Metrics per value of the dataset's metric-group key, on its rows.
+  by_length = results["groups"]["length"]
+  assert set(by_length) == {"short", "long"}
+  stage = results["best_stage"]
+  n_test = sum(by_length[v]["stages"][stage]["n"]["test"] for v in by_length)
+  assert n_test == 90  # 15% of 600: every test row in exactly one value
+  for v in by_length:
+    assert np.isfinite(by_length[v]["stages"][stage]["test"]["r2"])
   # A k-fold member (quantile-binned strata) has a held-out estimate.
   kfold = [m for m in results["members"] if m["holdout_fold"] >= 0]
   assert len(kfold) == 1 and kfold[0]["holdout"]["r2"] > 0.8

@@ -18,6 +18,8 @@ DATASETS = {
     "toy_sequence": "mmjax.data.toy_sequence:load",
     "binding": "mmjax.data.affinity.registered:load_binding",
     "pdbbind_folder": "mmjax.data.affinity.pdbbind:load_pdbbind_folder",
+    "viral": "mmjax.data.viral.registered:load_viral",
+    "viral_fasta": "mmjax.data.viral.fasta_folder:load_fasta_csv",
 }
 
 
@@ -26,11 +28,16 @@ class DatasetSpec:
   """What a dataset holds: `modalities` {name: modalities.Modality} in the
   order of the examples' `modality_mask` columns; `task` the kind of label
   ('classification': int [N] in [0, num_outputs), 'regression': float [N]
-  or [N, num_outputs])."""
+  or [N, num_outputs]); `metric_groups` ((key, reference), ...): results
+  also hold the metrics of every value of the per-example string `key`
+  (e.g. a binding target) on that value's rows or, given a `reference`
+  value, on its rows plus the reference's (one kind of negative against
+  the positives)."""
   modalities: dict
   task: str
   num_outputs: int
   class_names: tuple = ()
+  metric_groups: tuple = ()
 
 
 @dataclasses.dataclass

@@ -38,6 +38,10 @@ def pad_example(ex, spec, budgets):
   return out
 
 
+def _text(v):
+  return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def _name(ex):
   i = ex.get("id", "?")
   return f"example {i.decode() if isinstance(i, bytes) else i}"
@@ -47,6 +51,8 @@ class PaddedSplit:
   """A split held in memory as stacked padded arrays, {key: [N, ...]}.
 
   Loading pads each example once; batches are then fancy indexing.
+  `groups` {key: str [N]} holds the values of the spec's metric-group keys
+  (host-side only: they never enter a batch).
   """
 
   def __init__(self, source, spec, budgets, desc="split"):
@@ -57,11 +63,17 @@ class PaddedSplit:
     first = pad_example(source[0], spec, budgets)
     self.arrays = {k: np.empty((n,) + v.shape, v.dtype) for k, v in
                    first.items()}
+    keys = [k for k, _ in spec.metric_groups]
+    groups = {k: [] for k in keys}
     for i in tqdm(range(n), desc=f"loading {desc}", leave=False,
                   mininterval=2.0, disable=n < 2000):
-      ex = first if i == 0 else pad_example(source[i], spec, budgets)
+      raw = source[i]
+      ex = first if i == 0 else pad_example(raw, spec, budgets)
       for k, v in ex.items():
         self.arrays[k][i] = v
+      for k in keys:
+        groups[k].append(_text(raw[k]))
+    self.groups = {k: np.asarray(v) for k, v in groups.items()}
     self.size = n
 
   def keep_subset(self, n, seed):
@@ -69,6 +81,7 @@ class PaddedSplit:
     keep = np.sort(np.random.default_rng([seed, 0x5B5E7]).permutation(
         self.size)[:n])
     self.arrays = {k: v[keep] for k, v in self.arrays.items()}
+    self.groups = {k: v[keep] for k, v in self.groups.items()}
     self.size = n
 
   def subset(self, n, seed):
@@ -78,6 +91,7 @@ class PaddedSplit:
         self.size)[:n])
     out = object.__new__(PaddedSplit)
     out.arrays = {k: v[keep] for k, v in self.arrays.items()}
+    out.groups = {k: v[keep] for k, v in self.groups.items()}
     out.size = len(keep)
     return out
 

@@ -8,6 +8,7 @@ Labels are computed from x, so they are exact:
   regression      y = mean over the t steps of x[:, 0]
   classification  y = 1 if that mean > 0 else 0
 Generated in memory from `dataset.split_seed`; 70/15/15 random splits.
+Results also hold metrics per `length` ('short': t < 2T/3, else 'long').
 """
 
 import numpy as np
@@ -33,7 +34,8 @@ def generate(n, seed, task):
     level = float(x[:, 0].astype(np.float64).mean())
     label = (np.float32(level) if task == "regression"
              else np.int64(level > 0))
-    out.append({"signal": x, "label": label, "id": f"toy-{i}"})
+    out.append({"signal": x, "label": label, "id": f"toy-{i}",
+                "length": "short" if 3 * t < 2 * MAX_LENGTH else "long"})
   return out
 
 
@@ -53,6 +55,7 @@ def load(dcfg, data_dir):
   spec = DatasetSpec(
       modalities={"signal": Modality("sequence", (MAX_LENGTH, FEATURES))},
       task=task, num_outputs=2 if task == "classification" else 1,
+      metric_groups=(("length", None),),
       class_names=("mean <= 0", "mean > 0") if task == "classification"
       else ())
   return Dataset(sources, spec)

@@ -55,9 +55,12 @@ class Evaluator:
       outputs, labels, losses = outputs[rows], labels[rows], losses[rows]
     return self.task.metrics(outputs, labels, losses.mean())
 
-  def ensemble_metrics(self, outputs, labels):
-    """Metrics of the members' combined outputs [K, N, C]; the loss is the
-    task loss of the combined outputs (not the members' mean loss)."""
+  def ensemble_metrics(self, outputs, labels, rows=None):
+    """Metrics of the members' combined outputs [K, N, C] (on `rows`); the
+    loss is the task loss of the combined outputs (not the members' mean
+    loss)."""
+    if rows is not None:
+      outputs, labels = outputs[:, rows], labels[rows]
     combined = self.task.combine(outputs)
     loss = np.asarray(self.task.loss(jnp.asarray(combined),
                                      self.task.targets(jnp.asarray(labels))))
@@ -82,13 +85,15 @@ def gap(train, val, mode):
   return train - val if mode == "max" else val - train
 
 
-def final_results(ev, splits, members, groups, selection, tta_passes):
+def final_results(ev, splits, members, groups, selection, tta_passes,
+                  metric_groups=()):
   """Evaluates the final weights and assembles results.json's content.
 
   splits: {'val', 'test', 'train'} PaddedSplits; members: the member table
   and bookkeeping {seed, fold, alpha, best_step, best_epoch} lists [K];
   groups: {stage: member indices}; selection: (metric, mode) that picks the
-  stage on validation. `ev` carries the weights as ev.params/ev.batch_stats.
+  stage on validation; metric_groups: the dataset spec's (results['groups'],
+  group_results). `ev` carries the weights as ev.params/ev.batch_stats.
   Validation and test are evaluated with TTA when the run has it, and
   plainly; the training split plainly (its k-fold held-out rows give each
   k-fold member's held-out estimate).
@@ -163,7 +168,42 @@ def final_results(ev, splits, members, groups, selection, tta_passes):
     results["summary"] = summary
   results["stages"] = stages
   results["members"] = member_results
+  if metric_groups:
+    results["groups"] = group_results(ev, out, splits, groups,
+                                      metric_groups)
   return results
+
+
+def group_rows(values, reference):
+  """{value: bool rows [N]} of every value in `values` [N] but the
+  reference, each with the reference's rows added when there is one."""
+  ref = (values == reference) if reference is not None else False
+  return {v: (values == v) | ref
+          for v in sorted(set(values.tolist())) if v != reference}
+
+
+def group_results(ev, out, splits, groups, metric_groups):
+  """{key: {value: {'stages': {stage: {split: metrics}}, 'summary': ...}}}
+  of the val and test splits' rows of each value of each metric-group key
+  (datasets.DatasetSpec.metric_groups), every stage's combined outputs."""
+  res = {}
+  for key, reference in metric_groups:
+    res[key] = {}
+    rows = {s: group_rows(splits[s].groups[key], reference)
+            for s in ("val", "test")}
+    values = sorted(set(rows["val"]) | set(rows["test"]))
+    for v in values:
+      stages = {}
+      for g, idx in groups.items():
+        idx = list(idx)
+        stages[g] = {s: ev.ensemble_metrics(out[s][0][idx], splits[s].labels,
+                                            rows[s][v])
+                     for s in ("val", "test")
+                     if v in rows[s] and rows[s][v].any()}
+        stages[g]["n"] = {s: int(rows[s][v].sum()) for s in rows
+                          if v in rows[s]}
+      res[key][v] = {"stages": stages, "summary": replicate_summary(stages)}
+  return res
 
 
 def replicate_summary(stages):

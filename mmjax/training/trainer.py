@@ -391,7 +391,8 @@ class Trainer:
     results = evaluation.final_results(
         self.evaluator, splits, member_info,
         members_lib.reported_groups(self.groups, self.k), selection,
-        c.tta.passes if self.tta_step is not None else 0)
+        c.tta.passes if self.tta_step is not None else 0,
+        self.spec.metric_groups)
     results.update({
         "task": self.task.name,
         "best_step": int(max(member_info["best_step"])),

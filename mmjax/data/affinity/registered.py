@@ -40,9 +40,10 @@ GRAPH_KEYS = ("ligand_nodes", "ligand_edges", "ligand_senders",
 MODALITIES = ("complex", "ligand")
 
 
-def affinity_spec(box, resolution, modalities=MODALITIES):
+def affinity_spec(box, resolution, modalities=MODALITIES, by_target=False):
   """A voxel grid and a ligand graph with edge features (those of
-  `modalities`, in this order); pKi regression."""
+  `modalities`, in this order); pKi regression, with metrics per target
+  beside the pooled ones if `by_target`."""
   d = voxels.grid_size(box, resolution)
   unknown = [m for m in modalities if m not in MODALITIES]
   if unknown or not modalities:
@@ -55,7 +56,8 @@ def affinity_spec(box, resolution, modalities=MODALITIES):
   }
   return DatasetSpec(
       modalities={m: mods[m] for m in MODALITIES if m in modalities},
-      task="regression", num_outputs=1)
+      task="regression", num_outputs=1,
+      metric_groups=(("target", None),) if by_target else ())
 
 
 def _text(v):
@@ -149,4 +151,5 @@ def load_binding(dcfg, data_dir):
                        dcfg.get("zero_protein", False))
       for s, idx in zip(splits_lib.SPLITS, parts)}
   modalities = tuple(dcfg.get("modalities", None) or MODALITIES)
-  return Dataset(sources, affinity_spec(box, res, modalities))
+  return Dataset(sources, affinity_spec(box, res, modalities,
+                                        by_target=variant == "multi_target"))
