@@ -20,6 +20,7 @@ from mmjax.models.conv3d import CNNTransformer3d
 from mmjax.models.conv3d import ResidualCNNTransformer3d
 from mmjax.models.gat import GATEncoder
 from mmjax.models.gcn import GCNEncoder
+from mmjax.models.kmer import kmer_patches
 from mmjax.models.mlp import MLP
 from mmjax.models.transformer import SequenceTransformer
 
@@ -94,6 +95,27 @@ def transformer(spec, dtype, name):
       vocab_size=spec.get("vocab_size", 0), dtype=dtype, name=name)
   return lambda batch, m, train, rows: enc(batch[m], batch[f"{m}_mask"],
                                            train=train)
+
+
+@register_encoder("kmer_transformer", kind="sequence", mixup="embedding",
+                  noise="embedding")
+def kmer_transformer(spec, dtype, name):
+  """Reference recipe 003's genome transformer (models/kmer.py): base ids
+  [B, L] -> k-mer patch tokens [B, L / patch, patch * sum(4^k)] -> a pre-LN
+  transformer with sinusoidal positions, mean+max pooled: [B, 2 width]."""
+  ks, patch = tuple(spec.get("ks", (3, 4))), spec.get("patch", 3)
+  enc = SequenceTransformer(
+      width=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
+      mlp_ratio=spec.get("mlp_ratio", 4), dropout=spec.get("dropout", 0.0),
+      dtype=dtype, name=name)
+
+  def encode(batch, m, train, rows):
+    del rows  # No batch statistics.
+    tokens, mask = kmer_patches(batch[m], batch[f"{m}_mask"], ks, patch,
+                                dtype)
+    return enc(tokens, mask, train=train)
+
+  return encode
 
 
 @register_encoder("cnn3d_transformer", kind="grid", mixup="input",

@@ -57,18 +57,26 @@ class BatchNorm(nn.Module):
     return (y * scale + bias).astype(self.dtype)
 
 
+ACTIVATIONS = {"relu": nn.relu, "gelu": lambda x: nn.gelu(x, approximate=False)}
+
+
 class MLP(nn.Module):
-  """Dense -> [BatchNorm] -> ReLU -> Dropout per hidden width.
+  """Dense -> [BatchNorm | LayerNorm] -> activation -> Dropout per hidden
+  width.
 
   `final_activation=False` leaves the last layer linear (a head); True makes
   every layer a block (an encoder). Input [B, F] -> output [B, widths[-1]].
-  BatchNorm follows PyTorch's defaults (momentum 0.1, eps 1e-5).
+  BatchNorm follows PyTorch's defaults (momentum 0.1, eps 1e-5); LayerNorm
+  (`layer_norm`, reference recipe 003's heads) uses eps 1e-5 as torch does.
+  `activation`: 'relu' or 'gelu' (exact, torch's default).
   """
   widths: Sequence[int]
   dropout: float = 0.0
   batch_norm: bool = False
   final_activation: bool = True
   dtype: jnp.dtype = jnp.float32
+  layer_norm: bool = False
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x, *, train: bool, rows=None):
@@ -80,6 +88,8 @@ class MLP(nn.Module):
       if self.batch_norm:
         x = BatchNorm(dtype=self.dtype, name=f"bn{i}")(x, train=train,
                                                        rows=rows)
-      x = nn.relu(x)
+      if self.layer_norm:
+        x = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name=f"ln{i}")(x)
+      x = ACTIVATIONS[self.activation](x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x

@@ -38,6 +38,12 @@ class MultiModalModel(nn.Module):
   training targets' sd and mean with `model.standardize_outputs`), so a
   fresh model predicts near the targets' mean in their units, however far
   from 0 that is.
+  `head_norm` 'batch' (BatchNorm, default) or 'layer' normalises the head's
+  hidden layers; `head_activation` 'relu' or 'gelu'.
+  `confidence_widths` (optional): a confidence head, an MLP on the fused
+  embedding (gradients stopped, so it never changes the classifier) whose
+  one logit (is the classifier right?) is appended to 'logits' as column C
+  (mmjax.tasks.classification trains and scores it).
   """
   encoders: tuple  # ((name, spec dict), ...) in modality_mask order
   token_dim: int
@@ -49,6 +55,9 @@ class MultiModalModel(nn.Module):
   dtype: Any = jnp.float32
   output_offset: float = 0.0
   output_scale: float = 1.0
+  head_norm: str = "batch"
+  head_activation: str = "relu"
+  confidence_widths: tuple = ()
 
   @nn.compact
   def __call__(self, batch, *, train: bool, mixup=None, noise=None,
@@ -81,11 +90,20 @@ class MultiModalModel(nn.Module):
         num_heads=self.num_heads, dtype=self.dtype, name="fusion")(
             tokens, present, train=train)
     features = fused.reshape(fused.shape[0], -1)
+    head = dict(dropout=self.head_dropout,
+                batch_norm=self.head_norm == "batch",
+                layer_norm=self.head_norm == "layer",
+                activation=self.head_activation, final_activation=False,
+                dtype=self.dtype)
     logits = MLP(widths=tuple(self.head_widths) + (self.num_outputs,),
-                 dropout=self.head_dropout, batch_norm=True,
-                 final_activation=False, dtype=self.dtype,
-                 name="head")(features, train=train, rows=rows)
+                 name="head", **head)(features, train=train, rows=rows)
     logits = logits.astype(jnp.float32)
+    if self.confidence_widths:
+      confidence = MLP(widths=tuple(self.confidence_widths) + (1,),
+                       name="confidence", **head)(
+                           jax.lax.stop_gradient(features), train=train,
+                           rows=rows)
+      logits = jnp.concatenate([logits, confidence.astype(jnp.float32)], -1)
     if self.output_scale != 1.0 or self.output_offset != 0.0:
       logits = logits * self.output_scale + self.output_offset
     return {"logits": logits,
@@ -129,6 +147,9 @@ def build_model(cfg, spec=None, targets=None) -> MultiModalModel:
       if kind != reads:
         raise ValueError(f"model.encoders.{m}.type: '{e['type']}' reads "
                          f"{reads} modalities, the dataset's {m} is a {kind}")
+  if cfg.get("head_norm", "batch") not in ("batch", "layer"):
+    raise ValueError(f"model.head_norm: '{cfg.head_norm}' is not batch or "
+                     "layer")
   if cfg.fusion not in fusion_lib.FUSIONS:
     raise ValueError(f"model.fusion: unknown '{cfg.fusion}' "
                      f"(known: {', '.join(fusion_lib.FUSIONS)})")
@@ -141,4 +162,7 @@ def build_model(cfg, spec=None, targets=None) -> MultiModalModel:
       encoders=encoders, token_dim=cfg.token_dim, fusion=cfg.fusion,
       num_heads=cfg.num_heads, head_widths=tuple(cfg.head_widths),
       head_dropout=cfg.head_dropout, num_outputs=cfg.num_outputs,
+      head_norm=cfg.get("head_norm", "batch"),
+      head_activation=cfg.get("head_activation", "relu"),
+      confidence_widths=tuple(cfg.get("confidence_widths", ()) or ()),
       dtype=jnp.dtype(cfg.get("dtype", "float32")))

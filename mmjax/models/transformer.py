@@ -34,6 +34,8 @@ class TransformerBlock(nn.Module):
     h = nn.LayerNorm(dtype=self.dtype, name="ln_att")(x)
     h = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, dtype=self.dtype,
+        # Mixed precision: the attention softmax stays fp32 under bf16.
+        force_fp32_for_softmax=True,
         kernel_init=nn.initializers.xavier_uniform(), name="attention")(
             h, h, mask=att_mask)
     x = x + nn.Dropout(self.dropout, deterministic=not train)(h)

@@ -37,6 +37,51 @@ def classification_metrics(logits, labels, loss=None):
   return out
 
 
+COVERAGES = (0.5, 0.8)
+
+
+def accuracy_at_coverage(correct, score, coverage):
+  """Accuracy on the `coverage` fraction of samples with the highest
+  `score` (ties broken by order): selective prediction."""
+  n = max(int(round(coverage * len(correct))), 1)
+  keep = np.argsort(-np.asarray(score, np.float64), kind="stable")[:n]
+  return float(np.asarray(correct)[keep].mean())
+
+
+def expected_calibration_error(prob, correct, bins=15):
+  """ECE: sum over equal-width probability bins of the bin's share of
+  samples times |its accuracy - its mean probability| (Guo et al. 2017;
+  15 bins)."""
+  prob, correct = np.asarray(prob, np.float64), np.asarray(correct, float)
+  which = np.minimum((prob * bins).astype(int), bins - 1)
+  ece = 0.0
+  for b in range(bins):
+    sel = which == b
+    if sel.any():
+      ece += sel.mean() * abs(correct[sel].mean() - prob[sel].mean())
+  return float(ece)
+
+
+def confidence_metrics(logits, confidence_logit, labels):
+  """Selective accuracy and calibration of a classifier (logits [N, C]) and
+  of its confidence head (confidence_logit [N], is the argmax right?):
+  accuracy at 50% and 80% coverage ranked by the head and, for comparison,
+  by the classifier's top probability; ECE of both."""
+  logits = np.asarray(logits, np.float64)
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  correct = probs.argmax(-1) == np.asarray(labels)
+  conf = 1.0 / (1.0 + np.exp(-np.asarray(confidence_logit, np.float64)))
+  top = probs.max(-1)
+  out = {"ece": expected_calibration_error(top, correct),
+         "confidence_ece": expected_calibration_error(conf, correct)}
+  for c in COVERAGES:
+    pct = int(round(100 * c))
+    out[f"accuracy_at_{pct}"] = accuracy_at_coverage(correct, conf, c)
+    out[f"top_prob_accuracy_at_{pct}"] = accuracy_at_coverage(correct, top, c)
+  return out
+
+
 def _balanced_accuracy(labels, preds):
   """Mean over the classes present in `labels` of their recall."""
   recalls = [float((preds[labels == c] == c).mean()) for c in np.unique(labels)]
