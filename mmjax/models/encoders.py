@@ -102,12 +102,15 @@ def transformer(spec, dtype, name):
 def kmer_transformer(spec, dtype, name):
   """Reference recipe 003's genome transformer (models/kmer.py): base ids
   [B, L] -> k-mer patch tokens [B, L / patch, patch * sum(4^k)] -> a pre-LN
-  transformer with sinusoidal positions, mean+max pooled: [B, 2 width]."""
+  transformer with sinusoidal positions, mean+max pooled: [B, 2 width].
+  `scale_embedding` (default True): the token embedding times sqrt(width)
+  (models/transformer.py says why)."""
   ks, patch = tuple(spec.get("ks", (3, 4))), spec.get("patch", 3)
   enc = SequenceTransformer(
       width=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       mlp_ratio=spec.get("mlp_ratio", 4), dropout=spec.get("dropout", 0.0),
-      dtype=dtype, name=name)
+      scale_embedding=spec.get("scale_embedding", True), dtype=dtype,
+      name=name)
 
   def encode(batch, m, train, rows):
     del rows  # No batch statistics.

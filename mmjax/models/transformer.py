@@ -53,6 +53,11 @@ class SequenceTransformer(nn.Module):
   """Embeds a sequence (Dense on features [B, T, F], or an embedding table
   for token ids [B, T] when vocab_size > 0), adds sinusoidal positions, runs
   `depth` blocks and pools mean and max over the real steps: [B, 2 width].
+
+  `scale_embedding` multiplies the embedding by sqrt(width) before the
+  positions are added, as "Attention is all you need" does: sparse inputs
+  (one-hot k-mers) embed with entries under 0.1 at init, against
+  positions of about 0.7, and would start almost blind to their content.
   """
   width: int
   depth: int
@@ -61,6 +66,7 @@ class SequenceTransformer(nn.Module):
   dropout: float = 0.0
   vocab_size: int = 0
   dtype: Any = jnp.float32
+  scale_embedding: bool = False
 
   @nn.compact
   def __call__(self, x, mask, *, train: bool):
@@ -70,6 +76,8 @@ class SequenceTransformer(nn.Module):
     else:
       h = nn.Dense(self.width, dtype=self.dtype, name="embed")(
           x.astype(self.dtype))
+    if self.scale_embedding:
+      h = h * jnp.asarray(np.sqrt(self.width), h.dtype)
     h = h + sinusoidal_positions(h.shape[1], self.width).astype(h.dtype)
     h = h * mask[..., None].astype(h.dtype)
     for i in range(self.depth):
