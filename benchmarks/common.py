@@ -1,4 +1,4 @@
-"""Pieces shared by the benchmark scripts (W1 and W2, mmjax and PyTorch).
+"""Pieces shared by the benchmark scripts (W1 to W4, mmjax and PyTorch).
 
   add_step_args   --steps/--warmup(/--steps_per_epoch)/--out of one variant
   time_steps      first call, warm-up, synced timed steps and pipelined
@@ -9,11 +9,25 @@
   emit_result     the 'RESULT <json>' line, appended to --out as well
   run_guarded     a PyTorch run whose exception becomes the 'error' field
   torch_setup     PyTorch device choice, TF32 off, seed, the 'device' field
+  xla_flops       XLA's FLOP count of a jitted step (cost analysis)
+  jax_train_step  an mmjax train step built as the Trainer builds it
+  put_jax_batch, run_jax_train_step   an mmjax script's batch on the
+                  device, and its step built, timed and reported
+  add_torch_step_args, torch_labels, run_torch_train_step   a PyTorch
+                  script of one model: its flags, labels, and its step
+                  built, timed and reported (W1, W3, W4)
+  time_torch_step, torch_sync   the timing and reporting of any PyTorch
+                  step (W2's too)
   runner_parser, runner_plan, run_variants, has_gpu, fmt_mem   the
                   run_w*.py drivers
+  run_labelled    run_variants for (impl, precision, row_label) rows
+                  (W1, W3, W4)
+  mfu_variants, mfu_table, peak_bf16, PEAK_BF16   the rows and the table
+                  of the drivers that report model FLOPs utilisation (W3,
+                  W4)
 
-Nothing here imports JAX or torch at module level (the drivers use neither);
-the functions that need one import it when called.
+Nothing here imports JAX, mmjax or torch at module level (the drivers use
+none of them); the functions that need one import it when called.
 """
 
 import argparse
@@ -179,7 +193,228 @@ def torch_setup(device_arg, res):
   return device
 
 
+def xla_flops(step, state, batch):
+  """FLOPs of one call of the jitted `step(state, batch)` by XLA's cost
+  analysis of the lowered step, or None where the backend gives none.
+  Lowering only traces: the compile stays in the first timed call."""
+  try:
+    cost = step.lower(state, batch).cost_analysis()
+    if isinstance(cost, (list, tuple)):
+      cost = cost[0] if cost else None
+    return float(cost["flops"]) if cost and "flops" in cost else None
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def jax_train_step(config, batch, steps_per_epoch=1):
+  """(state, step): the train step of `config` as the Trainer builds it
+  (build_model, build_task, build_optimizer, create_state,
+  make_train_step), jitted with the state donated; the state is
+  initialised on `batch`. W3 and W4; W1 and W2 build theirs."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
+  from mmjax.tasks import build_task  # pylint: disable=g-import-not-at-top
+  from mmjax.training.optim import build_optimizer  # pylint: disable=g-import-not-at-top
+  from mmjax.training.steps import create_state, make_train_step  # pylint: disable=g-import-not-at-top
+  model = build_model(config.model)
+  task = build_task(config)
+  tx, schedule = build_optimizer(config, steps_per_epoch)
+  state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
+  fn = make_train_step(model, tx, schedule, task, config.loss, config.seed)
+  return state, jax.jit(fn, donate_argnums=0)
+
+
+def put_jax_batch(res, make_batch):
+  """make_batch()'s numpy arrays put on JAX's device once, as a dict of jnp
+  arrays; the time taken, make_batch() included, goes to res['data_s']."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  t0 = time.perf_counter()
+  batch = jax.device_put({k: jnp.asarray(v) for k, v in make_batch().items()})
+  jax.block_until_ready(batch)
+  res["data_s"] = time.perf_counter() - t0
+  return batch
+
+
+def run_jax_train_step(res, args, build, batch, samples_per_step,
+                       step_args=(), count_flops=False, members=None):
+  """Times an mmjax train step and emits its result line.
+
+  Everything that computes runs under jax.default_matmul_precision
+  ("highest"), so fp32 means IEEE fp32 (a bf16 model dtype still computes
+  in bf16).
+
+  Args:
+    res: the result dict so far; the fields below are added to it.
+    args: the script's flags (--warmup, --steps, --out).
+    build: () -> (state, step), timed with the state ready ('init_s');
+      step(state, batch, *step_args) -> (state, metrics), jitted with the
+      state donated.
+    batch: the device batch (put_jax_batch).
+    samples_per_step: what one step trains on, for the rates.
+    step_args: step's arguments after the batch (W2's member table).
+    count_flops: also record XLA's FLOP count of one step
+      ('xla_flops_per_step').
+    members: None for one model; K where the state stacks K members on a
+      leading axis ('n_params_per_member' and 'final_loss_members' then).
+
+  The line also gets 'n_params' (one model), the timing fields of
+  time_steps and step_stats, the peak memory, 'final_loss' and
+  'skipped_last' (summed over members) of the last step, 'device',
+  'loadavg_1min_end' (where res has 'loadavg_1min_start') and 'versions'.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  with jax.default_matmul_precision("highest"):
+    t0 = time.perf_counter()
+    state, step = build()
+    jax.block_until_ready(state)
+    res["init_s"] = time.perf_counter() - t0
+    leaves = jax.tree.leaves(state.params)
+    if members is None:
+      res["n_params"] = int(sum(x.size for x in leaves))
+    else:
+      res["n_params_per_member"] = int(sum(x[0].size for x in leaves))
+    if count_flops:
+      res["xla_flops_per_step"] = xla_flops(step, state, batch)
+
+    carry = {"state": state}  # the step donates it: hold no other reference
+    del state, leaves
+
+    def run_step():
+      carry["state"], metrics = step(carry["state"], batch, *step_args)
+      return carry["state"], metrics
+
+    _, _, times, pipelined_s, (_, metrics) = time_steps(
+        run_step, jax.block_until_ready, args.warmup, args.steps, res,
+        "first call: trace + XLA compile + 1 step")
+
+  mem, mem_kind = peak_memory()
+  device, versions = jax_info()
+  if members is None:
+    losses = {"final_loss": float(metrics["loss"]),
+              "skipped_last": float(metrics["skipped"])}
+  else:
+    losses = {"final_loss_members": [float(x) for x in metrics["loss"]],
+              "skipped_last": float(metrics["skipped"].sum())}
+  res.update({
+      **step_stats(times, samples_per_step, pipelined_s),
+      "peak_mem_bytes": mem,
+      "peak_mem_kind": mem_kind,
+      **losses,
+      "device": device,
+  })
+  # W1's line has never had the load averages; the others bracket the run.
+  if "loadavg_1min_start" in res:
+    res["loadavg_1min_end"] = os.getloadavg()[0]
+  res["versions"] = versions
+  emit_result(res, args.out)
+
+
+def add_torch_step_args(p):
+  """The flags of run_torch_train_step's step (--variant --amp --device
+  --adamw), for the scripts that time one PyTorch model (W1, W3, W4)."""
+  p.add_argument("--variant", choices=("eager", "compile"), default="eager")
+  p.add_argument("--amp", action="store_true",
+                 help="bf16 autocast for forward + loss")
+  p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
+  p.add_argument("--adamw", choices=("auto", "fused", "foreach"),
+                 default="auto", help="auto: fused on CUDA, foreach on CPU")
+
+
+def torch_labels(args):
+  """The 'precision' and 'variant' fields of a run_torch_train_step line."""
+  return {"precision": "bf16 autocast" if args.amp else "fp32",
+          "variant": "torch.compile" if args.variant == "compile"
+                     else "eager"}
+
+
+def torch_sync(device):
+  """Waits for the work queued on `device` (CPU work is already done)."""
+  if device.type == "cuda":
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.cuda.synchronize(device)
+
+
+def time_torch_step(res, args, device, step, samples_per_step, members=None):
+  """Times a PyTorch step() -> loss (with `members`: the K members' losses)
+  and writes the timing fields, the last step's 'final_loss' (or
+  'final_loss_members') and the peak memory into res."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
+    sync = lambda _: torch.cuda.synchronize(device)
+  else:
+    sync = lambda _: None  # CPU work is done when the call returns
+  # Every variant name that compiles has 'compile' in it (W1-W4).
+  _, _, times, pipelined_s, loss = time_steps(
+      step, sync, args.warmup, args.steps, res,
+      "first step incl. torch.compile (fwd+bwd)"
+      if "compile" in args.variant else "first (eager warm-up) step")
+  res.update(step_stats(times, samples_per_step, pipelined_s))
+  if members is None:
+    res["final_loss"] = float(loss.detach())
+  else:
+    res["final_loss_members"] = [float(x) for x in loss]
+  res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
+
+
+def run_torch_train_step(res, args, device, model, objective, data,
+                         samples_per_step, lr, weight_decay, params=None):
+  """Times one PyTorch model's training step (W1, W3, W4) into res.
+
+  A step: zero_grad(set_to_none=True), objective(model, *data()) under
+  bf16 autocast with --amp (torch.compile'd with --variant compile),
+  backward, clip_grad_norm_(1.0), AdamW(lr, weight_decay), fused per
+  --adamw (auto: fused on CUDA). data() runs in every step, outside the
+  autocast and the compile: W1 normalises its graphs there.
+
+  Args:
+    res: the result dict; gets 'n_params', 'adamw' and time_torch_step's
+      fields.
+    args: the flags of add_torch_step_args and add_step_args.
+    device: the torch.device (torch_setup).
+    model: the model, on `device`, in train mode.
+    objective: objective(model, *data()) -> the scalar loss.
+    data: () -> the objective's arguments after the model.
+    samples_per_step: what one step trains on, for the rates.
+    lr: AdamW's learning rate.
+    weight_decay: AdamW's weight decay.
+    params: AdamW's parameters or groups (default: model.parameters()).
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  res["n_params"] = sum(p.numel() for p in model.parameters())
+  fused = device.type == "cuda" if args.adamw == "auto" else \
+      args.adamw == "fused"
+  res["adamw"] = "fused" if fused else "foreach"
+  opt = torch.optim.AdamW(model.parameters() if params is None else params,
+                          lr=lr, weight_decay=weight_decay,
+                          **({"fused": True} if fused else {}))
+
+  loss_fn = objective
+  if args.variant == "compile":
+    loss_fn = torch.compile(objective)  # default mode
+
+  amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    step_data = data()
+    with amp:
+      loss = loss_fn(model, *step_data)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+  time_torch_step(res, args, device, step, samples_per_step)
+
+
 # --------------------------------------------------------------- drivers ---
+
+# Peak dense bf16 tensor FLOP/s (no sparsity) by a substring of the device
+# name, from the vendors' data sheets; the SXM parts.
+PEAK_BF16 = (("H200", 989.4e12), ("H100", 989.4e12), ("A100", 312e12),
+             ("L40S", 362.05e12), ("A10G", 70e12), ("L4", 121e12))
 
 def has_gpu(py):
   code = ("import torch,jax;print(int(torch.cuda.is_available()), "
@@ -300,3 +535,97 @@ def run_variants(variants, python, only, steps, warmup, timeout, out,
       f.write(json.dumps(res) + "\n")
     print(f"   -> {progress(res)}", file=sys.stderr, flush=True)
   return run_id, rows
+
+
+def run_labelled(variants, args, steps, warmup, out):
+  """run_variants for a driver whose variants are (impl, precision,
+  row_label, cmd): each named '<impl> <precision> <row_label>', its
+  progress the samples/s (or the error)."""
+  return run_variants(
+      [(f"{impl} {precision} {label}", cmd,
+        {"impl": impl, "precision": precision}, {"row_label": label})
+       for impl, precision, label, cmd in variants],
+      args.python, args.only, steps, warmup, args.timeout, out,
+      lambda res: res.get("samples_per_s", res.get("error")))
+
+
+def mfu_variants(workload, torch_gpu, extra=()):
+  """The variants of a driver with an mmjax and a PyTorch script of one
+  model (W3, W4: `<workload>_mmjax.py`, `<workload>_torch.py`), as
+  run_labelled takes them; `extra` is added to every command.
+
+  The ratios' base row (PyTorch fp32 eager) comes first and the bf16 rows
+  last, so that a run cut short keeps the fp32 comparison; the bf16
+  autocast rows only where torch has a GPU. The mmjax rows are the same on
+  either device.
+  """
+  jx, pt = f"{workload}_mmjax.py", f"{workload}_torch.py"
+  v = [("pytorch", "fp32", "eager", [pt, "--variant", "eager"]),
+       ("mmjax", "fp32", "jit", [jx, "--dtype", "float32"]),
+       ("pytorch", "fp32", "torch.compile", [pt, "--variant", "compile"]),
+       ("mmjax", "bf16 mixed", "jit", [jx, "--dtype", "bfloat16"])]
+  if torch_gpu:
+    v += [("pytorch", "bf16 autocast", "eager",
+           [pt, "--variant", "eager", "--amp"]),
+          ("pytorch", "bf16 autocast", "torch.compile",
+           [pt, "--variant", "compile", "--amp"])]
+  return [(impl, precision, label, cmd + list(extra))
+          for impl, precision, label, cmd in v]
+
+
+def peak_bf16(device):
+  """The peak dense bf16 FLOP/s of a result's 'device' string, or None."""
+  for name, flops in PEAK_BF16:
+    if name in (device or ""):
+      return flops
+  return None
+
+
+def _rate(x):
+  # A CPU step takes seconds: keep two significant digits there.
+  return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def mfu_table(rows, gpu, flops, flops_source):
+  """The markdown table of a driver whose rows are (impl, precision,
+  row_label): samples/s, the ratio to the PyTorch fp32 eager row, median
+  step, pipelined rate, peak memory, compile time and, on a GPU, model FLOPs
+  utilisation = `flops` (model FLOPs per step) / median step time / the
+  device's peak dense bf16 FLOP/s, for every precision. `flops_source`
+  names the function that counted `flops`, for the line under the table."""
+  base = next((r for r in rows if r["impl"] == "pytorch" and
+               r["precision"] == "fp32" and r.get("row_label") == "eager" and
+               r.get("samples_per_s")), None)
+  head = ("| implementation | precision | variant | samples/s | "
+          "ratio to PyTorch eager fp32 | median step (ms) | "
+          "pipelined samples/s | peak memory | compile / warm-up (s) |")
+  rule = "|---|---|---|---:|---:|---:|---:|---|---:|"
+  if gpu:
+    head += " MFU (bf16 peak) |"
+    rule += "---:|"
+  lines = [head, rule]
+  for r in rows:
+    label = r.get("row_label", r.get("variant", ""))
+    compile_s = (f"{r['compile_s']:.1f}" if r.get("compile_s") is not None
+                 else "-")
+    if r.get("error"):
+      lines.append(f"| {r['impl']} | {r['precision']} | {label} | "
+                   f"failed: `{r['error'][:160]}` | - | - | - | "
+                   f"{fmt_mem(r)} | {compile_s} |" + (" - |" if gpu else ""))
+      continue
+    ratio = (f"{r['samples_per_s'] / base['samples_per_s']:.2f}x"
+             if base else "-")
+    line = (f"| {r['impl']} | {r['precision']} | {label} | "
+            f"{_rate(r['samples_per_s'])} | {ratio} | "
+            f"{r['median_step_ms']:,.1f} | "
+            f"{_rate(r['pipelined_samples_per_s'])} | {fmt_mem(r)} | "
+            f"{compile_s} |")
+    if gpu:
+      peak = peak_bf16(r.get("device"))
+      line += (f" {flops / (r['median_step_ms'] / 1e3) / peak:.1%} |"
+               if peak else " - |")
+    lines.append(line)
+  lines.append("")
+  lines.append(f"Model FLOPs per step (analytic, `{flops_source}`): "
+               f"{flops / 1e9:,.1f} GFLOP.")
+  return "\n".join(lines)

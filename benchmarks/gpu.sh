@@ -33,6 +33,10 @@
 #             the same stage again resumes it                   <=9 min/call
 #   ablation  configs/extreme_boost.py:ablation at its own scale, likewise
 #             resumable                                         <=9 min/call
+#   w3        W3 rows (viral's genome transformer step, batch 64 of 512
+#             tokens x 1024 features): mmjax fp32 and bf16, PyTorch eager
+#             and torch.compile, fp32 and bf16 autocast, with model FLOPs
+#             utilisation                                 not yet timed
 #   w4        W4 rows (affinity's AdvancedTransformerCNN step, batch 8 of
 #             24^3 x 19 voxels): mmjax fp32 and bf16, PyTorch eager and
 #             torch.compile, fp32 and bf16 autocast, with model FLOPs
@@ -40,6 +44,10 @@
 #   affinity  configs/affinity.py (the reference scale) on its default
 #             data, stopped by SIGTERM before the call's limit like
 #             `extreme`; the same stage again resumes it  not yet timed
+#   affinity_multi_target  the same on `binding/multi_target` (7
+#             targets; builds the dataset first)            not yet timed
+#   viral     configs/viral.py (the reference scale: 8 x 512 transformer,
+#             bf16) on viral_viability, likewise resumable  not yet timed
 #
 # On the GPU machine (wheels of packages it lacks, if it cannot reach a
 # package index, in .whl/):
@@ -47,7 +55,7 @@
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
 # (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w4|probe|main|extreme|ablation|affinity}
+stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w3|w4|probe|main|extreme|ablation|affinity|affinity_multi_target|viral}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -87,6 +95,10 @@ case $stage in
   pipeline) pipeline ;;
   w1) w1 ;;
   w2) w2 ;;
+  w3)
+    python3 benchmarks/run_w3.py --steps "${STEPS:-50}" --timeout 150 \
+        --out "$out/w3_gpu.jsonl"
+    ;;
   w4)
     python3 benchmarks/run_w4.py --steps "${STEPS:-50}" --timeout 150 \
         --out "$out/w4_gpu.jsonl"
@@ -105,12 +117,14 @@ case $stage in
     python3 benchmarks/run_w1.py --steps "${STEPS:-50}" --only bf16 \
         --timeout 120 --out "$out/w1_gpu.jsonl"
     ;;
-  main|extreme|ablation|affinity)
+  main|extreme|ablation|affinity|affinity_multi_target|viral)
     case $stage in
       main) cfg=configs/optimized.py ;;
       extreme) cfg=configs/extreme_boost.py ;;
       ablation) cfg=configs/extreme_boost.py:ablation ;;
       affinity) cfg=configs/affinity.py ;;
+      affinity_multi_target) cfg=configs/affinity.py:multi_target ;;
+      viral) cfg=configs/viral.py ;;
     esac
     wd=runs/gpu_$stage
     start=$(date +%s)
@@ -125,7 +139,7 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w4, probe, main, extreme, ablation, affinity)"; exit 2 ;;
+  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w3, w4, probe, main, extreme, ablation, affinity, affinity_multi_target, viral)"; exit 2 ;;
 esac
 
 # A machine goes back after 30 s idle, so the next call usually starts bare:

@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # has_gpu stays importable as run_w1.has_gpu (the README names it so).
-from common import (fmt_mem, has_gpu, run_variants,  # pylint: disable=g-import-not-at-top,unused-import
+from common import (fmt_mem, has_gpu, run_labelled,  # pylint: disable=g-import-not-at-top,unused-import
                     runner_parser, runner_plan)
 
 
@@ -88,12 +88,8 @@ def main(argv=None):
   args = p.parse_args(argv)
 
   torch_gpu, jax_gpu, _, steps, warmup, out = runner_plan(args, "w1", 20, 3)
-  run_id, rows = run_variants(
-      [(f"{impl} {precision} {label}", cmd,
-        {"impl": impl, "precision": precision}, {"row_label": label})
-       for impl, precision, label, cmd in variants(torch_gpu, jax_gpu)],
-      args.python, args.only, steps, warmup, args.timeout, out,
-      lambda res: res.get("samples_per_s", res.get("error")))
+  run_id, rows = run_labelled(variants(torch_gpu, jax_gpu), args, steps,
+                              warmup, out)
 
   print(f"\nW1 run {run_id}; results appended to {out}\n")
   print(table(rows))

@@ -11,7 +11,7 @@ belongs to that variant alone) under a time limit. The JSON lines go to
 table is printed. 'ratio' is samples/s divided by that of the PyTorch fp32
 eager row of the same run; every row syncs every timed step. On a GPU the
 table adds model FLOPs utilisation: `model_flops()` per step / median step
-time / the GPU's peak dense bf16 FLOP/s (`PEAK_BF16`), for every precision
+time / the GPU's peak dense bf16 FLOP/s (`common.PEAK_BF16`), for every precision
 (so an fp32 row's figure is against the bf16 peak too, as W3/W4 ask).
 
 Variants: mmjax jit with config.model.dtype float32 and bfloat16 (params
@@ -29,17 +29,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (fmt_mem, run_variants,  # pylint: disable=g-import-not-at-top
-                    runner_parser, runner_plan)
+from common import (mfu_table, mfu_variants,  # pylint: disable=g-import-not-at-top
+                    run_labelled, runner_parser, runner_plan)
 
 BATCH = 8
 GRID = 24
 CHANNELS = 19
-
-# Peak dense bf16 tensor FLOP/s (no sparsity) by a substring of the device
-# name, from the vendors' data sheets; the SXM parts.
-PEAK_BF16 = (("H200", 989.4e12), ("H100", 989.4e12), ("A100", 312e12),
-             ("L40S", 362.05e12), ("A10G", 70e12), ("L4", 121e12))
 
 
 def make_batch(seed=0):
@@ -82,73 +77,13 @@ def model_flops(batch=BATCH, grid=GRID, channels=CHANNELS, branch=32,
   return 3 * batch * fwd
 
 
-def peak_bf16(device):
-  for name, flops in PEAK_BF16:
-    if name in (device or ""):
-      return flops
-  return None
-
-
 def variants(torch_gpu, jax_gpu):
   del jax_gpu  # the mmjax rows are the same on either
-  # The ratios' base row first and the bf16 rows last, so that a run cut
-  # short keeps the fp32 comparison.
-  v = [("pytorch", "fp32", "eager", ["w4_torch.py", "--variant", "eager"]),
-       ("mmjax", "fp32", "jit", ["w4_mmjax.py", "--dtype", "float32"]),
-       ("pytorch", "fp32", "torch.compile",
-        ["w4_torch.py", "--variant", "compile"]),
-       ("mmjax", "bf16 mixed", "jit", ["w4_mmjax.py", "--dtype", "bfloat16"])]
-  if torch_gpu:
-    v += [("pytorch", "bf16 autocast", "eager",
-           ["w4_torch.py", "--variant", "eager", "--amp"]),
-          ("pytorch", "bf16 autocast", "torch.compile",
-           ["w4_torch.py", "--variant", "compile", "--amp"])]
-  return v
-
-
-def _rate(x):
-  # A CPU step takes seconds: keep two significant digits there.
-  return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+  return mfu_variants("w4", torch_gpu)
 
 
 def table(rows, gpu):
-  base = next((r for r in rows if r["impl"] == "pytorch" and
-               r["precision"] == "fp32" and r.get("row_label") == "eager" and
-               r.get("samples_per_s")), None)
-  flops = model_flops()
-  head = ("| implementation | precision | variant | samples/s | "
-          "ratio to PyTorch eager fp32 | median step (ms) | "
-          "pipelined samples/s | peak memory | compile / warm-up (s) |")
-  rule = "|---|---|---|---:|---:|---:|---:|---|---:|"
-  if gpu:
-    head += " MFU (bf16 peak) |"
-    rule += "---:|"
-  lines = [head, rule]
-  for r in rows:
-    label = r.get("row_label", r.get("variant", ""))
-    compile_s = (f"{r['compile_s']:.1f}" if r.get("compile_s") is not None
-                 else "-")
-    if r.get("error"):
-      lines.append(f"| {r['impl']} | {r['precision']} | {label} | "
-                   f"failed: `{r['error'][:160]}` | - | - | - | "
-                   f"{fmt_mem(r)} | {compile_s} |" + (" - |" if gpu else ""))
-      continue
-    ratio = (f"{r['samples_per_s'] / base['samples_per_s']:.2f}x"
-             if base else "-")
-    line = (f"| {r['impl']} | {r['precision']} | {label} | "
-            f"{_rate(r['samples_per_s'])} | {ratio} | "
-            f"{r['median_step_ms']:,.1f} | "
-            f"{_rate(r['pipelined_samples_per_s'])} | {fmt_mem(r)} | "
-            f"{compile_s} |")
-    if gpu:
-      peak = peak_bf16(r.get("device"))
-      line += (f" {flops / (r['median_step_ms'] / 1e3) / peak:.1%} |"
-               if peak else " - |")
-    lines.append(line)
-  lines.append("")
-  lines.append(f"Model FLOPs per step (analytic, `run_w4.model_flops`): "
-               f"{flops / 1e9:,.1f} GFLOP.")
-  return "\n".join(lines)
+  return mfu_table(rows, gpu, model_flops(), "run_w4.model_flops")
 
 
 def main(argv=None):
@@ -158,12 +93,8 @@ def main(argv=None):
 
   torch_gpu, jax_gpu, gpu, steps, warmup, out = runner_plan(
       args, "w4", 10, 2)
-  run_id, rows = run_variants(
-      [(f"{impl} {precision} {label}", cmd,
-        {"impl": impl, "precision": precision}, {"row_label": label})
-       for impl, precision, label, cmd in variants(torch_gpu, jax_gpu)],
-      args.python, args.only, steps, warmup, args.timeout, out,
-      lambda res: res.get("samples_per_s", res.get("error")))
+  run_id, rows = run_labelled(variants(torch_gpu, jax_gpu), args, steps,
+                              warmup, out)
 
   print(f"\nW4 run {run_id}; results appended to {out}\n")
   print(table(rows, gpu))

@@ -18,21 +18,19 @@ Prints one JSON line prefixed with 'RESULT ' (and appends it to --out).
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # pylint: disable=g-import-not-at-top
-import jax.numpy as jnp
 
 from configs.optimized import get_config
 from mmjax.models.multimodal import build_model
+from mmjax.tasks import build_task
 from mmjax.training.optim import build_optimizer
 from mmjax.training.steps import (create_state, gather_batch_then,
                                   make_train_step)
-from common import (add_step_args, emit_result, jax_info, peak_memory,
-                    step_stats, time_steps)
+from common import add_step_args, put_jax_batch, run_jax_train_step
 import w1_data
 
 
@@ -46,8 +44,9 @@ def build_step(config, batch, steps_per_epoch, resident=False):
   model = build_model(config.model)
   tx, schedule = build_optimizer(config, steps_per_epoch)
   state = jax.jit(lambda b: create_state(model, tx, b, config.seed))(batch)
-  fn = make_train_step(model, tx, schedule, config.loss,
-                       config.model.num_outputs, config.seed)
+  fn = make_train_step(model, tx, schedule, build_task(config), config.loss,
+                       config.seed,
+                       smoothing=config.loss.get("label_smoothing", 0.0))
   step = jax.jit(gather_batch_then(fn) if resident else fn, donate_argnums=0)
   return state, step
 
@@ -69,51 +68,12 @@ def main(argv=None):
   assert config.batch_size == w1_data.BATCH
 
   precision = "fp32" if args.dtype == "float32" else "bf16 mixed"
-  with jax.default_matmul_precision("highest"):
-    t0 = time.perf_counter()
-    batch = jax.device_put(
-        {k: jnp.asarray(v) for k, v in w1_data.make_batch().items()})
-    jax.block_until_ready(batch)
-    data_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    state, step = build_step(config, batch, args.steps_per_epoch)
-    jax.block_until_ready(state)
-    init_s = time.perf_counter() - t0
-    n_params = sum(x.size for x in jax.tree.leaves(state.params))
-
-    carry = {"state": state}  # the step donates it: hold no other reference
-    del state
-
-    def run_step():
-      carry["state"], metrics = step(carry["state"], batch)
-      return carry["state"], metrics
-
-    compile_s, warmup_s, times, pipelined_s, (state, metrics) = time_steps(
-        run_step, jax.block_until_ready, args.warmup, args.steps)
-
-  mem, mem_kind = peak_memory()
-  device, versions = jax_info()
-  res = {
-      "workload": "W1",
-      "impl": "mmjax",
-      "precision": precision,
-      "variant": f"jit, aggregation={args.aggregation}",
-      **step_stats(times, w1_data.BATCH, pipelined_s),
-      "peak_mem_bytes": mem,
-      "peak_mem_kind": mem_kind,
-      "compile_s": compile_s,
-      "compile_note": "first call: trace + XLA compile + 1 step",
-      "warmup_steps_s": warmup_s,
-      "init_s": init_s,
-      "data_s": data_s,
-      "final_loss": float(metrics["loss"]),
-      "skipped_last": float(metrics["skipped"]),
-      "n_params": int(n_params),
-      "device": device,
-      "versions": versions,
-  }
-  emit_result(res, args.out)
+  res = {"workload": "W1", "impl": "mmjax", "precision": precision,
+         "variant": f"jit, aggregation={args.aggregation}"}
+  batch = put_jax_batch(res, w1_data.make_batch)
+  run_jax_train_step(
+      res, args, lambda: build_step(config, batch, args.steps_per_epoch),
+      batch, w1_data.BATCH)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ import torch_geometric
 from torch_geometric.nn import GCNConv, global_max_pool, global_mean_pool
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from common import (add_step_args, emit_result, peak_memory, run_guarded,
-                    step_stats, time_steps, torch_setup)
+from common import (add_step_args, add_torch_step_args, emit_result,
+                    run_guarded, run_torch_train_step, torch_labels,
+                    torch_setup, torch_sync)
 import w1_data
 
 
@@ -131,11 +132,6 @@ def normalize_graphs(inputs):
           kx, gcn_norm(kei, None, kx.shape[0]), kb, *rest)
 
 
-def sync(device):
-  if device.type == "cuda":
-    torch.cuda.synchronize(device)
-
-
 def load_batch(device):
   """benchmarks/w1_data.py's batch as PyG tensors on `device`: (the model's
   inputs, label)."""
@@ -152,58 +148,24 @@ def run(args, res):
 
   t0 = time.perf_counter()
   inputs, label = load_batch(device)
-  sync(device)
+  torch_sync(device)
   res["data_s"] = time.perf_counter() - t0
 
   model = W1Model().to(device).train()
-  res["n_params"] = sum(p.numel() for p in model.parameters())
-  fused = device.type == "cuda" if args.adamw == "auto" else \
-      args.adamw == "fused"
-  res["adamw"] = "fused" if fused else "foreach"
-  opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4,
-                          **({"fused": True} if fused else {}))
-
-  loss_fn = objective
-  if args.variant == "compile":
-    loss_fn = torch.compile(objective)  # default mode
-
-  amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-  def step():
-    opt.zero_grad(set_to_none=True)
-    step_data = {"inputs": normalize_graphs(inputs), "label": label}
-    with amp:
-      loss = loss_fn(model, step_data)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss
-
-  if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(device)
-  _, _, times, pipelined_s, loss = time_steps(
-      step, lambda _: sync(device), args.warmup, args.steps, res,
-      "first step incl. torch.compile (fwd+bwd)"
-      if args.variant == "compile" else "first (eager warm-up) step")
-  res.update(step_stats(times, w1_data.BATCH, pipelined_s))
-  res["final_loss"] = float(loss.detach())
-  res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
+  # The graphs are normalised in every step, outside autocast and compile.
+  run_torch_train_step(
+      res, args, device, model, objective,
+      lambda: ({"inputs": normalize_graphs(inputs), "label": label},),
+      w1_data.BATCH, lr=2e-4, weight_decay=1e-4)
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--variant", choices=("eager", "compile"), default="eager")
-  p.add_argument("--amp", action="store_true",
-                 help="bf16 autocast for forward + loss (GPU)")
-  p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
-  p.add_argument("--adamw", choices=("auto", "fused", "foreach"),
-                 default="auto", help="auto: fused on CUDA, foreach on CPU")
+  add_torch_step_args(p)
   add_step_args(p, "the first one")
   args = p.parse_args(argv)
 
-  res = {"workload": "W1", "impl": "pytorch+pyg",
-         "precision": "bf16 autocast" if args.amp else "fp32",
-         "variant": "torch.compile" if args.variant == "compile" else "eager",
+  res = {"workload": "W1", "impl": "pytorch+pyg", **torch_labels(args),
          "versions": {"torch": torch.__version__,
                       "torch_geometric": torch_geometric.__version__}}
   run_guarded(run, args, res)

@@ -23,7 +23,6 @@ line follow benchmarks/w1_mmjax.py (both use benchmarks/common.py).
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,10 +32,10 @@ import jax.numpy as jnp
 
 from configs.extreme_boost import get_config
 from mmjax.models.multimodal import build_model
+from mmjax.tasks import build_task
 from mmjax.training.optim import build_optimizer
 from mmjax.training.steps import create_state, make_ensemble_train_step
-from common import (add_step_args, emit_result, jax_info, peak_memory,
-                    step_stats, time_steps)
+from common import add_step_args, put_jax_batch, run_jax_train_step
 import w1_data
 
 
@@ -58,58 +57,26 @@ def main(argv=None):
   k = args.members
 
   config = get_config()
-  num_classes = config.model.num_outputs
   assert config.batch_size == w1_data.BATCH
   res = {"workload": "W2", "impl": "mmjax", "precision": "fp32",
          "variant": "jit(vmap(member_step))", "members": k,
          "loadavg_1min_start": os.getloadavg()[0]}
 
-  with jax.default_matmul_precision("highest"):
-    t0 = time.perf_counter()
-    batch = jax.device_put(
-        {n: jnp.asarray(v) for n, v in w1_data.make_batch().items()})
-    jax.block_until_ready(batch)
-    res["data_s"] = time.perf_counter() - t0
-
-    model = build_model(config.model)
-    tx, schedule = build_optimizer(config, args.steps_per_epoch)
-    members = jax.device_put(member_table(config, k, args.alpha))
-    t0 = time.perf_counter()
-    states = jax.jit(jax.vmap(lambda s, b: create_state(model, tx, b, s),
-                              in_axes=(0, None)))(members["seed"], batch)
-    jax.block_until_ready(states)
-    res["init_s"] = time.perf_counter() - t0
-    res["n_params_per_member"] = int(
-        sum(x[0].size for x in jax.tree.leaves(states.params)))
-
-    step = jax.jit(make_ensemble_train_step(model, tx, schedule, config.loss,
-                                            num_classes, mixup=True),
-                   donate_argnums=0)
-
-    carry = {"states": states}  # the step donates it: hold no other reference
-    del states
-
-    def run_step():
-      carry["states"], metrics = step(carry["states"], batch, members)
-      return carry["states"], metrics
-
-    _, _, times, pipelined_s, (states, metrics) = time_steps(
-        run_step, jax.block_until_ready, args.warmup, args.steps, res,
-        "first call: trace + XLA compile + 1 step")
-
-  mem, mem_kind = peak_memory()
-  device, versions = jax_info()
-  res.update({
-      **step_stats(times, k * w1_data.BATCH, pipelined_s),
-      "peak_mem_bytes": mem,
-      "peak_mem_kind": mem_kind,
-      "final_loss_members": [float(x) for x in metrics["loss"]],
-      "skipped_last": float(metrics["skipped"].sum()),
-      "device": device,
-      "loadavg_1min_end": os.getloadavg()[0],
-      "versions": versions,
-  })
-  emit_result(res, args.out)
+  batch = put_jax_batch(res, w1_data.make_batch)
+  # Built after the batch, so that the first device work stays in data_s
+  # (as in W1, W3, W4); init_s times create_state alone.
+  model = build_model(config.model)
+  tx, schedule = build_optimizer(config, args.steps_per_epoch)
+  members = jax.device_put(member_table(config, k, args.alpha))
+  create = jax.jit(jax.vmap(lambda s, b: create_state(model, tx, b, s),
+                            in_axes=(0, None)))
+  step = jax.jit(make_ensemble_train_step(
+      model, tx, schedule, build_task(config), config.loss, mixup=True,
+      smoothing=config.loss.get("label_smoothing", 0.0)),
+                 donate_argnums=0)
+  run_jax_train_step(res, args, lambda: (create(members["seed"], batch), step),
+                     batch, k * w1_data.BATCH, step_args=(members,),
+                     members=k)
 
 
 if __name__ == "__main__":

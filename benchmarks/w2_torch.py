@@ -50,7 +50,7 @@ A variant that fails keeps its row: the 'error' field of the JSON line holds
 the exception's first line.
 
 The batch, timing, device handling, TF32-off and peak memory follow
-benchmarks/w1_torch.py (its GCNEncoder, mlp, load_batch and sync are reused;
+benchmarks/w1_torch.py (its GCNEncoder, mlp and load_batch are reused;
 timing, memory and the JSON line come from benchmarks/common.py, as there).
 """
 
@@ -68,10 +68,10 @@ from torch import nn
 import torch.nn.functional as F
 import torch_geometric
 
-from common import (W2_TORCH_VARIANTS, add_step_args, emit_result, peak_memory,
-                    run_guarded, step_stats, time_steps, torch_setup)
+from common import (W2_TORCH_VARIANTS, add_step_args, emit_result,
+                    run_guarded, time_torch_step, torch_setup, torch_sync)
 import w1_data
-from w1_torch import GCNEncoder, load_batch, mlp, normalize_graphs, sync
+from w1_torch import GCNEncoder, load_batch, mlp, normalize_graphs
 
 WIDTH, HEADS, NUM_CLASSES = 512, 8, 2
 SMOOTHING, ALPHA = 0.2, 0.2
@@ -221,7 +221,7 @@ def run(args, res):
   device = torch_setup(args.device, res)
   t0 = time.perf_counter()
   inputs, label = load_batch(device)
-  sync(device)
+  torch_sync(device)
   res["data_s"] = time.perf_counter() - t0
 
   k = args.members
@@ -229,15 +229,7 @@ def run(args, res):
   step, res["n_params_per_member"], res["adamw"] = build(
       args, device, k, inputs, label)
 
-  if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(device)
-  _, _, times, pipelined_s, losses = time_steps(
-      step, lambda _: sync(device), args.warmup, args.steps, res,
-      "first step incl. torch.compile (fwd+bwd)"
-      if "compile" in args.variant else "first (eager warm-up) step")
-  res.update(step_stats(times, k * w1_data.BATCH, pipelined_s))
-  res["final_loss_members"] = [float(x) for x in losses]
-  res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
+  time_torch_step(res, args, device, step, k * w1_data.BATCH, members=k)
 
 
 def main(argv=None):

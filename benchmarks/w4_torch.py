@@ -52,8 +52,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from common import (add_step_args, emit_result, peak_memory, run_guarded,
-                    step_stats, time_steps, torch_setup)
+from common import (add_step_args, add_torch_step_args, emit_result,
+                    run_guarded, run_torch_train_step, torch_labels,
+                    torch_setup, torch_sync)
 import run_w4
 
 
@@ -175,11 +176,6 @@ def objective(model, grid, label):
           0.3 * F.huber_loss(pred, label, delta=1.0))
 
 
-def sync(device):
-  if device.type == "cuda":
-    torch.cuda.synchronize(device)
-
-
 def run(args, res):
   device = torch_setup(args.device, res)  # fp32 = IEEE fp32: no TF32.
 
@@ -189,61 +185,27 @@ def run(args, res):
   grid = torch.from_numpy(batch["complex"]).permute(0, 4, 1, 2, 3)
   grid = grid.contiguous().to(device)
   label = torch.from_numpy(batch["label"]).to(device)
-  sync(device)
+  torch_sync(device)
   res["data_s"] = time.perf_counter() - t0
 
   model = AdvancedTransformerCNN(in_channels=grid.shape[1],
                                  grid=grid.shape[2]).to(device).train()
-  res["n_params"] = sum(p.numel() for p in model.parameters())
-  fused = device.type == "cuda" if args.adamw == "auto" else \
-      args.adamw == "fused"
-  res["adamw"] = "fused" if fused else "foreach"
   groups = model.param_groups(2e-4)
   assert sum(len(g["params"]) for g in groups) == len(
       list(model.parameters()))
-  opt = torch.optim.AdamW(groups, lr=2e-4, weight_decay=1e-4,
-                          **({"fused": True} if fused else {}))
-
-  loss_fn = objective
-  if args.variant == "compile":
-    loss_fn = torch.compile(objective)  # default mode
-
-  amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-  def step():
-    opt.zero_grad(set_to_none=True)
-    with amp:
-      loss = loss_fn(model, grid, label)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss
-
-  if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(device)
-  _, _, times, pipelined_s, loss = time_steps(
-      step, lambda _: sync(device), args.warmup, args.steps, res,
-      "first step incl. torch.compile (fwd+bwd)"
-      if args.variant == "compile" else "first (eager warm-up) step")
-  res.update(step_stats(times, run_w4.BATCH, pipelined_s))
-  res["final_loss"] = float(loss.detach())
-  res["peak_mem_bytes"], res["peak_mem_kind"] = peak_memory(device)
+  run_torch_train_step(res, args, device, model, objective,
+                       lambda: (grid, label), run_w4.BATCH, lr=2e-4,
+                       weight_decay=1e-4, params=groups)
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--variant", choices=("eager", "compile"), default="eager")
-  p.add_argument("--amp", action="store_true",
-                 help="bf16 autocast for forward + loss")
-  p.add_argument("--device", default="", help="cuda | cpu (default: auto)")
-  p.add_argument("--adamw", choices=("auto", "fused", "foreach"),
-                 default="auto", help="auto: fused on CUDA, foreach on CPU")
+  add_torch_step_args(p)
   add_step_args(p, "the first one")
   args = p.parse_args(argv)
 
   res = {"workload": "W4", "impl": "pytorch",
-         "precision": "bf16 autocast" if args.amp else "fp32",
-         "variant": "torch.compile" if args.variant == "compile" else "eager",
+         **torch_labels(args),
          "loadavg_1min_start": os.getloadavg()[0],
          "versions": {"torch": torch.__version__}}
   run_guarded(run, args, res)

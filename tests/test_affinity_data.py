@@ -256,6 +256,8 @@ def test_multi_target_subset(tmp_path):
   ds = load_dataset(_dcfg(tmp_path, variant="multi_target", split_seed=1))
   targets = np.concatenate([s.targets for s in ds.sources.values()])
   assert sorted(targets) == sorted(list(chembl.TARGETS) * 2)
+  # Results report each target beside the pooled figures.
+  assert ds.spec.metric_groups == (("target", None),)
   for s in ds.sources.values():
     for i in range(len(s)):
       ex = s[i]
