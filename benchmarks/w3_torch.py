@@ -48,10 +48,10 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import torch
+import torch  # pylint: disable=g-import-not-at-top
 from torch import nn
 import torch.nn.functional as F
 
@@ -59,21 +59,11 @@ from common import (add_step_args, add_torch_step_args, emit_result,
                     run_guarded, run_torch_train_step, torch_labels,
                     torch_setup, torch_sync)
 import run_w3
+from mmjax.models import positions  # numpy only: no JAX in this process
 
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
 CONFIDENCE_WEIGHT = 1.0
-
-
-def sinusoidal_positions(length, width):
-  """mmjax.models.transformer.sinusoidal_positions: [length, width]
-  float32, sines in the even columns and cosines in the odd ones."""
-  pos = np.arange(length)[:, None]
-  freq = np.exp(-np.log(10000.0) * np.arange(0, width, 2) / width)
-  out = np.zeros((length, width), np.float32)
-  out[:, 0::2] = np.sin(pos * freq)
-  out[:, 1::2] = np.cos(pos * freq)
-  return torch.from_numpy(out)
 
 
 def mlp(cin, hidden, cout, dropout):
@@ -95,7 +85,8 @@ class GenomeTransformer(nn.Module):
                confidence=(256, 128), classes=2, dropout=0.1):
     super().__init__()
     self.embed = nn.Linear(features, width)
-    self.register_buffer("pos", sinusoidal_positions(tokens, width))
+    self.register_buffer(
+        "pos", torch.from_numpy(positions.sinusoidal(tokens, width)))
     # flax's LayerNorm eps (1e-6) inside the transformer, as mmjax's.
     self.layers = nn.TransformerEncoder(
         nn.TransformerEncoderLayer(width, heads, mlp_ratio * width, dropout,

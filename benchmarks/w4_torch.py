@@ -40,15 +40,14 @@ failure is reported in the line's 'error' field instead of a figure.
 """
 
 import argparse
-import math
 import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import torch
+import torch  # pylint: disable=g-import-not-at-top
 from torch import nn
 import torch.nn.functional as F
 
@@ -56,25 +55,7 @@ from common import (add_step_args, add_torch_step_args, emit_result,
                     run_guarded, run_torch_train_step, torch_labels,
                     torch_setup, torch_sync)
 import run_w4
-
-
-def positional_encoding_3d(d, h, w, width):
-  """mmjax.models.conv3d.positional_encoding_3d: [d*h*w, width] float32,
-  row-major (d, h, w) order; a third of the width per grid axis."""
-  part = 2 * math.ceil(width / 6)
-  freq = np.exp(-np.log(10000.0) * np.arange(0, part, 2) / part)
-  codes = []
-  for n in (d, h, w):
-    code = np.zeros((n, part), np.float32)
-    code[:, 0::2] = np.sin(np.arange(n)[:, None] * freq)
-    code[:, 1::2] = np.cos(np.arange(n)[:, None] * freq)
-    codes.append(code)
-  pe = np.concatenate(
-      [np.broadcast_to(codes[0][:, None, None], (d, h, w, part)),
-       np.broadcast_to(codes[1][None, :, None], (d, h, w, part)),
-       np.broadcast_to(codes[2][None, None, :], (d, h, w, part))], axis=-1)
-  return torch.from_numpy(
-      np.ascontiguousarray(pe[..., :width]).reshape(d * h * w, width))
+from mmjax.models import positions  # numpy only: no JAX in this process
 
 
 def conv_bn_relu(cin, cout, stride=1):
@@ -134,8 +115,10 @@ class AdvancedTransformerCNN(nn.Module):
         conv_bn_relu(4 * branch, stage), conv_bn_relu(stage, stage, 2))
     side = grid // 4
     self.embed = nn.Linear(stage, width)
-    self.register_buffer("pos", positional_encoding_3d(side, side, side,
-                                                       width))
+    # [side^3, width], row-major (d, h, w): the order of the flattened map.
+    self.register_buffer("pos", torch.from_numpy(
+        positions.positional_encoding_3d(side, side, side, width).reshape(
+            side ** 3, width)))
     self.embed_dropout = nn.Dropout(dropout)
     self.layers = nn.TransformerEncoder(
         nn.TransformerEncoderLayer(width, heads, mlp_ratio * width, dropout,

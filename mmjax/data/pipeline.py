@@ -60,14 +60,15 @@ class PaddedSplit:
     n = len(source)
     if n == 0:
       raise ValueError(f"{desc}: the split is empty")
-    first = pad_example(source[0], spec, budgets)
+    raw0 = source[0]
+    first = pad_example(raw0, spec, budgets)
     self.arrays = {k: np.empty((n,) + v.shape, v.dtype) for k, v in
                    first.items()}
     keys = [k for k, _ in spec.metric_groups]
     groups = {k: [] for k in keys}
     for i in tqdm(range(n), desc=f"loading {desc}", leave=False,
                   mininterval=2.0, disable=n < 2000):
-      raw = source[i]
+      raw = raw0 if i == 0 else source[i]
       ex = first if i == 0 else pad_example(raw, spec, budgets)
       for k, v in ex.items():
         self.arrays[k][i] = v

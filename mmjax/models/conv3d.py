@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax.models.mlp import BatchNorm
+from mmjax.models.positions import positional_encoding_3d
 from mmjax.models.transformer import TransformerBlock
 
 
@@ -235,34 +236,6 @@ class ResidualBlock3d(nn.Module):
       x = BatchNorm(dtype=self.dtype, name="proj_bn")(
           x, train=train, rows=rows)
     return nn.relu(h + x.astype(h.dtype))
-
-
-def positional_encoding_3d(d, h, w, width):
-  """Fixed 3D sine/cosine position code: [d, h, w, width] float32.
-
-  The width is split into three parts of P = 2 ceil(width / 6) features,
-  one per grid axis (D, H, W in that order), each the 1D code of
-  "Attention is all you need" of that axis' voxel index, and the 3P
-  features are cut to `width`. For the axis a in {0, 1, 2} with index
-  p_a (i, j or k) and m in [0, P / 2):
-    pe[i, j, k, a P + 2m]     = sin(p_a / 10000^(2m / P))
-    pe[i, j, k, a P + 2m + 1] = cos(p_a / 10000^(2m / P))
-  """
-  part = 2 * int(np.ceil(width / 6))
-  freq = np.exp(-np.log(10000.0) * np.arange(0, part, 2) / part)
-  codes = []
-  for n in (d, h, w):
-    code = np.zeros((n, part), np.float32)
-    code[:, 0::2] = np.sin(np.arange(n)[:, None] * freq)
-    code[:, 1::2] = np.cos(np.arange(n)[:, None] * freq)
-    codes.append(code)
-  pe = np.concatenate(
-      [np.broadcast_to(codes[0][:, None, None], (d, h, w, part)),
-       np.broadcast_to(codes[1][None, :, None], (d, h, w, part)),
-       np.broadcast_to(codes[2][None, None, :], (d, h, w, part))], axis=-1)
-  # numpy, so that it is a constant of any trace.
-  return pe[..., :width]
-
 
 
 class VoxelTransformer(nn.Module):

@@ -6,18 +6,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models import positions
 from mmjax.models.gcn import masked_mean_max
 
 
 def sinusoidal_positions(length, width):
   """The fixed sine/cosine position code of "Attention is all you need":
-  [length, width] (width even)."""
-  pos = np.arange(length)[:, None]
-  freq = np.exp(-np.log(10000.0) * np.arange(0, width, 2) / width)
-  out = np.zeros((length, width), np.float32)
-  out[:, 0::2] = np.sin(pos * freq)
-  out[:, 1::2] = np.cos(pos * freq)
-  return jnp.asarray(out)
+  [length, width] (width even; positions.sinusoidal)."""
+  return jnp.asarray(positions.sinusoidal(length, width))
 
 
 class TransformerBlock(nn.Module):
