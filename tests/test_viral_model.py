@@ -59,6 +59,33 @@ def test_kmer_patches_match_their_definition():
                                         [1] * 2 + [0] * 5])
 
 
+def test_multi_hot_embedding_equals_the_dense_layer_on_the_patches():
+  """kmer_patch_indices + MultiHotDense: the features' ones as indices, and
+  the same outputs and parameters as nn.Dense on kmer_patches."""
+  from mmjax.models.transformer import MultiHotDense  # pylint: disable=g-import-not-at-top
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(2)
+  ids = rng.integers(0, 5, (4, 22)).astype(np.int32)
+  mask = np.ones((4, 22), np.float32)
+  mask[1, 15:] = 0
+  ks, patch = (3, 4), 3
+  feats, tmask = kmer.kmer_patches(jnp.asarray(ids), jnp.asarray(mask), ks,
+                                   patch)
+  idx, imask = kmer.kmer_patch_indices(jnp.asarray(ids), jnp.asarray(mask),
+                                       ks, patch)
+  np.testing.assert_array_equal(tmask, imask)
+  multi_hot = np.zeros(feats.shape, np.float32)
+  b, t, j = np.nonzero(np.asarray(idx) >= 0)
+  multi_hot[b, t, np.asarray(idx)[b, t, j]] = 1
+  np.testing.assert_array_equal(multi_hot, feats)
+  dense = nn.Dense(16)
+  params = dense.init(jax.random.key(0), feats)
+  mh = MultiHotDense(feats.shape[-1], 16)
+  jax.tree.map(np.testing.assert_array_equal,
+               mh.init(jax.random.key(0), idx), params)
+  close(mh.apply(params, idx), dense.apply(params, feats), atol=1e-5)
+
+
 def test_a_stop_codon_shows_in_its_frame_slot():
   """TAA at position 4 (frame 1 of the token grid) sits in token 1's second
   3-mer slot: the reading frame survives tokenisation."""

@@ -3,12 +3,18 @@ the trainer, with the confidence head's metrics and the per-kind metrics
 in results.json; the config's options are checked."""
 
 import json
+import os
+import sys
 
+import numpy as np
 import pytest
 
 from configs import viral
 from mmjax.training import trainer as trainer_lib
 from mmjax.training import workdir as workdir_lib
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+import pool_folds  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def test_smoke_run_reports_confidence_and_per_kind_metrics(tmp_path):
@@ -29,6 +35,19 @@ def test_smoke_run_reports_confidence_and_per_kind_metrics(tmp_path):
   assert "group" in results["groups"]
   with open(f"{workdir}/results.json") as f:
     assert json.load(f)["groups"]["kind"].keys() == kinds.keys()
+  # predictions.npz: every member's test outputs (2 logits + confidence),
+  # which scripts/pool_folds.py scores as results.json does.
+  with np.load(f"{workdir}/predictions.npz") as z:
+    k, n, c = z["test_outputs"].shape
+    assert (k, c) == (len(results["members"]), 3)
+    assert z["test_labels"].shape == z["test_kind"].shape == (n,)
+  out = tmp_path / "pooled.json"
+  pool_folds.main([workdir, workdir, "--group", "kind", "--reference",
+                   "intact", "--out", str(out)])
+  pooled = json.loads(out.read_text())
+  aucs = [m["test"]["roc_auc"] for m in results["members"]]
+  assert pooled["pooled"]["roc_auc"]["mean"] == pytest.approx(np.mean(aucs))
+  assert set(pooled["per_group"]["values"]) == set(kinds)
 
 
 def test_reference_scale_is_the_default():

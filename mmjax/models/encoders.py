@@ -20,7 +20,8 @@ from mmjax.models.conv3d import CNNTransformer3d
 from mmjax.models.conv3d import ResidualCNNTransformer3d
 from mmjax.models.gat import GATEncoder
 from mmjax.models.gcn import GCNEncoder
-from mmjax.models.kmer import kmer_patches
+from mmjax.models.kmer import kmer_patch_indices
+from mmjax.models.kmer import num_features as kmer_num_features
 from mmjax.models.mlp import MLP
 from mmjax.models.transformer import SequenceTransformer
 
@@ -109,14 +110,13 @@ def kmer_transformer(spec, dtype, name):
   enc = SequenceTransformer(
       width=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       mlp_ratio=spec.get("mlp_ratio", 4), dropout=spec.get("dropout", 0.0),
-      scale_embedding=spec.get("scale_embedding", True), dtype=dtype,
-      name=name)
+      scale_embedding=spec.get("scale_embedding", True),
+      multi_hot=kmer_num_features(ks, patch), dtype=dtype, name=name)
 
   def encode(batch, m, train, rows):
     del rows  # No batch statistics.
-    tokens, mask = kmer_patches(batch[m], batch[f"{m}_mask"], ks, patch,
-                                dtype)
-    return enc(tokens, mask, train=train)
+    idx, mask = kmer_patch_indices(batch[m], batch[f"{m}_mask"], ks, patch)
+    return enc(idx, mask, train=train)
 
   return encode
 

@@ -13,6 +13,12 @@ of a codon inside its token is its frame relative to the token grid, so a
 premature stop or a frameshift stays visible to the transformer. k = 3 and
 4 with patch 3 gives 3 x (64 + 256) = 960 features per token, the reference
 recipe's ~1,024-feature tokens.
+
+`kmer_patch_indices` gives the same features as the indices of their ones
+(at most patch * len(ks) per token), so that the first layer can gather
+rows of its kernel instead of multiplying by a one-hot matrix that is
+almost all zeros (transformer.MultiHotDense: the same parameters, the
+same outputs).
 """
 
 import jax.numpy as jnp
@@ -52,6 +58,27 @@ def kmer_patches(bases, mask, ks=(3, 4), patch=3, dtype=jnp.float32):
     feats.append(onehot.astype(dtype).reshape(b, t, patch * ALPHABET ** k))
   token_mask = (mask.reshape(b, t, patch) > 0).any(-1)
   return jnp.concatenate(feats, -1), token_mask.astype(jnp.float32)
+
+
+def kmer_patch_indices(bases, mask, ks=(3, 4), patch=3):
+  """The ones of kmer_patches as indices: [B, T, patch * len(ks)] int32
+  into its feature axis, -1 where that k-mer is not valid; token mask
+  [B, T] as kmer_patches."""
+  b, length = bases.shape
+  t = -(-length // patch)
+  pad = t * patch - length
+  bases = jnp.pad(bases, ((0, 0), (0, pad)), constant_values=ALPHABET)
+  mask = jnp.pad(mask, ((0, 0), (0, pad)))
+  idx, offset = [], 0
+  for k in ks:
+    ids, valid = kmer_ids(bases, mask, k)
+    # Feature p * 4^k + id of k's block: the k-mer at position p of a patch.
+    within = jnp.arange(t * patch).reshape(1, -1) % patch * ALPHABET ** k
+    idx.append(jnp.where(valid, offset + within + ids, -1).reshape(
+        b, t, patch))
+    offset += patch * ALPHABET ** k
+  token_mask = (mask.reshape(b, t, patch) > 0).any(-1)
+  return jnp.concatenate(idx, -1), token_mask.astype(jnp.float32)
 
 
 def num_features(ks, patch):

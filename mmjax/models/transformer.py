@@ -45,10 +45,35 @@ class TransformerBlock(nn.Module):
     return x + nn.Dropout(self.dropout, deterministic=not train)(h)
 
 
+class MultiHotDense(nn.Module):
+  """nn.Dense on multi-hot rows given as the indices of their ones:
+  idx [B, T, J] int32 into [0, features_in) (-1: none) -> [B, T, features].
+  The same parameters (kernel [features_in, features], bias) and outputs as
+  nn.Dense on the multi-hot matrix, at the cost of J row gathers instead of
+  a features_in-long dot product per output."""
+  features_in: int
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, idx):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (self.features_in, self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,),
+                      jnp.float32)
+    rows = jnp.take(kernel.astype(self.dtype), jnp.maximum(idx, 0), axis=0)
+    rows = rows * (idx >= 0)[..., None].astype(self.dtype)
+    return rows.sum(-2) + bias.astype(self.dtype)
+
+
 class SequenceTransformer(nn.Module):
   """Embeds a sequence (Dense on features [B, T, F], or an embedding table
   for token ids [B, T] when vocab_size > 0), adds sinusoidal positions, runs
   `depth` blocks and pools mean and max over the real steps: [B, 2 width].
+
+  `multi_hot` > 0: x is multi-hot features [B, T, multi_hot] given as the
+  indices of their ones [B, T, J] (MultiHotDense; the same parameters as
+  the Dense on the features).
 
   `scale_embedding` multiplies the embedding by sqrt(width) before the
   positions are added, as "Attention is all you need" does: sparse inputs
@@ -63,10 +88,14 @@ class SequenceTransformer(nn.Module):
   vocab_size: int = 0
   dtype: Any = jnp.float32
   scale_embedding: bool = False
+  multi_hot: int = 0
 
   @nn.compact
   def __call__(self, x, mask, *, train: bool):
-    if self.vocab_size:
+    if self.multi_hot:
+      h = MultiHotDense(self.multi_hot, self.width, dtype=self.dtype,
+                        name="embed")(x)
+    elif self.vocab_size:
       h = nn.Embed(self.vocab_size, self.width, dtype=self.dtype,
                    name="embed")(x)
     else:

@@ -5,6 +5,7 @@ Outputs are brought to the host batch by batch; metrics are the task's
 (mmjax.tasks), computed on the host over the whole split.
 """
 
+import os
 import time
 
 import jax
@@ -85,15 +86,33 @@ def gap(train, val, mode):
   return train - val if mode == "max" else val - train
 
 
+def save_predictions(path, outputs, splits):
+  """predictions.npz: for val and test, every member's final outputs
+  `<split>_outputs` [K, N, C] (the task's raw outputs: logits, or
+  predictions for regression), `<split>_labels` [N] and the dataset's
+  metric-group values `<split>_<key>` [N], so that runs can be pooled
+  (e.g. the folds of a cross-validation) without re-running them."""
+  arrays = {}
+  for s in ("val", "test"):
+    arrays[f"{s}_outputs"] = np.asarray(outputs[s][0], np.float32)
+    arrays[f"{s}_labels"] = np.asarray(splits[s].labels)
+    for key, values in splits[s].groups.items():
+      arrays[f"{s}_{key}"] = np.asarray(values).astype(str)
+  tmp = path + ".tmp.npz"
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, path)
+
+
 def final_results(ev, splits, members, groups, selection, tta_passes,
-                  metric_groups=()):
+                  metric_groups=(), predictions_path=None):
   """Evaluates the final weights and assembles results.json's content.
 
   splits: {'val', 'test', 'train'} PaddedSplits; members: the member table
   and bookkeeping {seed, fold, alpha, best_step, best_epoch} lists [K];
   groups: {stage: member indices}; selection: (metric, mode) that picks the
   stage on validation; metric_groups: the dataset spec's (results['groups'],
-  group_results). `ev` carries the weights as ev.params/ev.batch_stats.
+  group_results); predictions_path: where to write every member's val and
+  test outputs (save_predictions), or None. `ev` carries the weights as ev.params/ev.batch_stats.
   Validation and test are evaluated with TTA when the run has it, and
   plainly; the training split plainly (its k-fold held-out rows give each
   k-fold member's held-out estimate).
@@ -111,6 +130,8 @@ def final_results(ev, splits, members, groups, selection, tta_passes,
       splits["train"], ev.params, ev.batch_stats, False,
       desc="final eval: train (plain)")
   eval_s = time.time() - t0  # Host arrays: every pass has finished.
+  if predictions_path:
+    save_predictions(predictions_path, out, splits)
   labels = {s: splits[s].labels for s in splits}
   k = len(members["seed"])
   member_results = []

@@ -392,7 +392,9 @@ class Trainer:
         self.evaluator, splits, member_info,
         members_lib.reported_groups(self.groups, self.k), selection,
         c.tta.passes if self.tta_step is not None else 0,
-        self.spec.metric_groups)
+        self.spec.metric_groups,
+        predictions_path=(os.path.join(self.workdir, "predictions.npz")
+                          if jax.process_index() == 0 else None))
     results.update({
         "task": self.task.name,
         "best_step": int(max(member_info["best_step"])),

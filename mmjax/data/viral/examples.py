@@ -18,7 +18,7 @@ vendored genomes (genomes.py) by the exact rules of mutations.py.
             <start>, reverse-complemented on strand -); for a shuffle or a
             fragment its source window
 
-`viral_viability` (options: window=300, per_group=700, mutations=(1, 3)):
+`viral_viability` (options: window=300, per_group=4200, mutations=(1, 3)):
 windows of the 6 annotated groups (phiX174, SARS-CoV-2, Agate, Topaz, the
 four S. pyogenes SF370 prophages as one group 'Spy-prophages', fluA), the
 same number per group, on a random strand each:
@@ -68,7 +68,7 @@ KINDS = ("intact", "lof_stop", "lof_frameshift", "lof_start", "shuffle")
 LOF_KINDS = ("lof_stop", "lof_frameshift", "lof_start")
 CELLULAR_KINDS = ("viral", "cellular")
 LENGTHS = (300, 500, 1000, 3000)
-VIABILITY_OPTIONS = {"window": 300, "per_group": 700, "mutations": (1, 3)}
+VIABILITY_OPTIONS = {"window": 300, "per_group": 4200, "mutations": (1, 3)}
 FRAGMENT_OPTIONS = {"lengths": LENGTHS, "per_genome": 600}
 # The four SF370 prophages share one host and related modules: one group
 # for viral_viability (they are separate genomes in viral_vs_cellular's
@@ -304,7 +304,7 @@ def viability_groups():
   return out
 
 
-def make_viability(seed=0, window=300, per_group=700, mutations=(1, 3)):
+def make_viability(seed=0, window=300, per_group=4200, mutations=(1, 3)):
   """viral_viability examples (module docstring); per_group examples per
   group, kinds by kind_counts."""
   window, per_group = int(window), int(per_group)
