@@ -10,6 +10,11 @@ The argument is a comma-separated list of options:
             fragments, split by genome) instead of `viral_viability`.
   lof       only the loss-of-function negatives (with the intact windows).
   shuffle   only the dinucleotide-shuffle negatives (with the intact ones).
+  stops     tokens also flag, per position, whether a stop codon of the
+            genome's translation table starts there on either strand
+            (dataset.stop_flags): the genetic code each genome uses,
+            which the longest-ORF baseline reads too; not in the
+            reference recipe.
   cpu       the scale whose results are reported on 2 CPU cores:
             transformer width 96 (512) with 2 layers (8) and 4 heads (16),
             MLP ratio 2 (4), token projection 96 (512), head 96-48
@@ -40,7 +45,7 @@ import ml_collections
 
 from configs import optimized
 
-OPTIONS = ("cellular", "lof", "shuffle", "cpu", "smoke")
+OPTIONS = ("cellular", "lof", "shuffle", "stops", "cpu", "smoke")
 LOF_KINDS = ("lof_stop", "lof_frameshift", "lof_start")
 
 
@@ -84,6 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # viral_vs_cellular: fragment length, bp.
       length=300 if cpu else 500,
       size=0,        # > 0: another build size: per_group / per_genome
+      stop_flags="stops" in opts,  # per-position stop-codon flags
       # Bases per example: the window, or the fragment length.
       budgets=dict(genome=dict(length=300)),
   ))
@@ -97,7 +103,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       encoders=dict(genome=dict(
           type="kmer_transformer", ks=(3, 4), patch=3, width=width,
           depth=2 if cpu else 8, num_heads=4 if cpu else 16,
-          mlp_ratio=2 if cpu else 4, dropout=0.1)),
+          mlp_ratio=2 if cpu else 4, dropout=0.1,
+          stop_flags="stops" in opts)),
       token_dim=width, fusion="concat", num_heads=4,
       head_widths=(96, 48) if cpu else (512, 256, 128),
       head_norm="layer", head_activation="gelu", head_dropout=0.1,

@@ -18,6 +18,7 @@ from Bio.Seq import Seq
 from mmjax.data import pipeline
 from mmjax.data.datasets import load_dataset
 from mmjax.data.viral import examples
+from mmjax.data.viral import features
 from mmjax.data.viral import genomes
 from mmjax.data.viral import mutations as mut
 from mmjax.data.viral import registered
@@ -468,6 +469,14 @@ def test_tfds_build_load_and_pad(tmp_path):
   split = pipeline.PaddedSplit(ds.sources["train"], spec, {})
   assert split.arrays["genome"].shape == (len(ds.sources["train"]), 300)
   assert set(split.groups) == {"kind", "group"}
+  # stop_flags: base ids and features.stop_flags under the genome's table.
+  flagged = load_dataset(_dcfg(tmp_path, size=18, stop_flags=True))
+  assert flagged.spec.modalities["genome"].shape == (300, 2)
+  fx = flagged.sources["test"][0]
+  np.testing.assert_array_equal(fx["genome"][:, 0], ex["genome"])
+  np.testing.assert_array_equal(
+      fx["genome"][:, 1], features.stop_flags(want["sequence"],
+                                              want["table"]))
   # Per-kind reporting: only shuffles as label 1, the same genomes.
   sh = load_dataset(_dcfg(tmp_path, size=18, kinds=("shuffle",)))
   assert set(sh.sources["train"].kinds.tolist()) == {"intact", "shuffle"}

@@ -147,3 +147,22 @@ def test_batch_of_long_sequences_is_fast():
   features.kmer_frequencies(seqs)
   features.longest_orf_fraction(seqs, 11)
   assert time.time() - t0 < 10
+
+
+@pytest.mark.parametrize("table", [1, 11, 15])
+def test_stop_flags_match_biopython_codon_tables(table):
+  """Bit 0: the codon at p is a stop of Biopython's table; bit 1: its
+  reverse complement is; 0 where no codon fits or an N is in it."""
+  from Bio.Data import CodonTable  # pylint: disable=g-import-not-at-top
+  from Bio.Seq import Seq  # pylint: disable=g-import-not-at-top
+  stops = set(CodonTable.unambiguous_dna_by_id[table].stop_codons)
+  rng = np.random.default_rng(table)
+  seq = "".join(rng.choice(list("ACGT"), 400)) + "TAGNTAA"
+  flags = features.stop_flags(seq, table)
+  assert flags.shape == (len(seq),) and flags.dtype == np.int32
+  for p in range(len(seq)):
+    codon = seq[p:p + 3]
+    real = len(codon) == 3 and "N" not in codon
+    fwd = real and codon in stops
+    rev = real and str(Seq(codon).reverse_complement()) in stops
+    assert flags[p] == int(fwd) | (int(rev) << 1), (p, codon)

@@ -86,6 +86,41 @@ def test_multi_hot_embedding_equals_the_dense_layer_on_the_patches():
   close(mh.apply(params, idx), dense.apply(params, feats), atol=1e-5)
 
 
+def test_flags_add_one_feature_per_bit_and_position():
+  """kmer_patch_indices with flags: bit j at patch position p is feature
+  num_features(ks, patch) + p * FLAG_BITS + j, on real positions only."""
+  ids = jnp.zeros((1, 7), jnp.int32)
+  mask = jnp.asarray([[1, 1, 1, 1, 1, 1, 0]], jnp.float32)
+  flags = jnp.asarray([[0, 1, 2, 3, 0, 0, 3]], jnp.int32)
+  idx, _ = kmer.kmer_patch_indices(ids, mask, (3,), 3, flags)
+  base = kmer.num_features((3,), 3)
+  assert kmer.num_features((3,), 3, flags=True) == base + 3 * kmer.FLAG_BITS
+  extra = np.asarray(idx)[0, :, 3:]  # [T, FLAG_BITS * patch]
+  on = {(t, int(i) - base) for t in range(3) for i in extra[t] if i >= 0}
+  # token 0: position 1 bit 0, position 2 bit 1; token 1: position 0
+  # (bases 3) bits 0 and 1; token 2: the padded position is dropped.
+  assert on == {(0, 1 * 2 + 0), (0, 2 * 2 + 1), (1, 0), (1, 1)}
+
+
+def test_stops_config_builds_a_model_on_base_and_flag_channels():
+  from configs import viral  # pylint: disable=g-import-not-at-top
+  cfg = viral.get_config("smoke,stops").model
+  cfg.num_outputs = 2
+  model = build_model(cfg)
+  x = np.zeros((2, 30, 2), np.int32)
+  x[:, :, 1] = 1
+  batch = {"genome": jnp.asarray(x), "genome_mask": jnp.ones((2, 30)),
+           "modality_mask": jnp.ones((2, 1))}
+  params = model.init(jax.random.key(0), batch, train=False)["params"]
+  embed = params["genome_encoder"]["embed"]["kernel"]
+  assert embed.shape[0] == kmer.num_features((3, 4), 3, flags=True)
+  out = model.apply({"params": params}, batch, train=False)["logits"]
+  assert out.shape == (2, 3)
+  plain = {**batch, "genome": jnp.asarray(x[..., 0])}
+  with pytest.raises(ValueError, match="stop_flags"):
+    model.apply({"params": params}, plain, train=False)
+
+
 def test_a_stop_codon_shows_in_its_frame_slot():
   """TAA at position 4 (frame 1 of the token grid) sits in token 1's second
   3-mer slot: the reading frame survives tokenisation."""

@@ -105,17 +105,27 @@ def kmer_transformer(spec, dtype, name):
   [B, L] -> k-mer patch tokens [B, L / patch, patch * sum(4^k)] -> a pre-LN
   transformer with sinusoidal positions, mean+max pooled: [B, 2 width].
   `scale_embedding` (default True): the token embedding times sqrt(width)
-  (models/transformer.py says why)."""
+  (models/transformer.py says why). `stop_flags` (default False): the
+  modality is [B, L, 2], base ids and per-position stop-codon flags
+  (dataset.stop_flags), each flag one more token feature per position."""
   ks, patch = tuple(spec.get("ks", (3, 4))), spec.get("patch", 3)
+  flags = bool(spec.get("stop_flags", False))
   enc = SequenceTransformer(
       width=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       mlp_ratio=spec.get("mlp_ratio", 4), dropout=spec.get("dropout", 0.0),
       scale_embedding=spec.get("scale_embedding", True),
-      multi_hot=kmer_num_features(ks, patch), dtype=dtype, name=name)
+      multi_hot=kmer_num_features(ks, patch, flags), dtype=dtype, name=name)
 
   def encode(batch, m, train, rows):
     del rows  # No batch statistics.
-    idx, mask = kmer_patch_indices(batch[m], batch[f"{m}_mask"], ks, patch)
+    x = batch[m]
+    if (x.ndim == 3) != flags:
+      raise ValueError(f"model.encoders.{m}.stop_flags is {flags} but the "
+                       f"dataset's {m} has shape {x.shape[1:]} (set "
+                       "dataset.stop_flags and the encoder's together)")
+    bases, bits = (x[..., 0], x[..., 1]) if flags else (x, None)
+    idx, mask = kmer_patch_indices(bases, batch[f"{m}_mask"], ks, patch,
+                                   bits)
     return enc(idx, mask, train=train)
 
   return encode

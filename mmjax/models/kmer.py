@@ -24,6 +24,7 @@ same outputs).
 import jax.numpy as jnp
 
 ALPHABET = 4  # A, C, G, T; id 4 (N) and padding never make a valid k-mer.
+FLAG_BITS = 2  # kmer_patch_indices' per-position flags: forward, reverse.
 
 
 def kmer_ids(bases, mask, k):
@@ -60,10 +61,15 @@ def kmer_patches(bases, mask, ks=(3, 4), patch=3, dtype=jnp.float32):
   return jnp.concatenate(feats, -1), token_mask.astype(jnp.float32)
 
 
-def kmer_patch_indices(bases, mask, ks=(3, 4), patch=3):
+def kmer_patch_indices(bases, mask, ks=(3, 4), patch=3, flags=None):
   """The ones of kmer_patches as indices: [B, T, patch * len(ks)] int32
   into its feature axis, -1 where that k-mer is not valid; token mask
-  [B, T] as kmer_patches."""
+  [B, T] as kmer_patches.
+
+  flags: None, or int [B, L] per-position bit flags (e.g. stop codons,
+  mmjax.data.viral.features.stop_flags), each set bit j at position p of a
+  patch one more feature num_features(ks, patch) + p * FLAG_BITS + j:
+  [B, T, patch * (len(ks) + FLAG_BITS)] indices then."""
   b, length = bases.shape
   t = -(-length // patch)
   pad = t * patch - length
@@ -77,9 +83,18 @@ def kmer_patch_indices(bases, mask, ks=(3, 4), patch=3):
     idx.append(jnp.where(valid, offset + within + ids, -1).reshape(
         b, t, patch))
     offset += patch * ALPHABET ** k
+  if flags is not None:
+    flags = jnp.pad(flags.astype(jnp.int32), ((0, 0), (0, pad)))
+    within = jnp.arange(t * patch).reshape(1, -1) % patch * FLAG_BITS
+    for j in range(FLAG_BITS):
+      on = ((flags >> j) & 1).astype(bool) & (mask > 0)
+      idx.append(jnp.where(on, offset + within + j, -1).reshape(b, t, patch))
   token_mask = (mask.reshape(b, t, patch) > 0).any(-1)
   return jnp.concatenate(idx, -1), token_mask.astype(jnp.float32)
 
 
-def num_features(ks, patch):
-  return patch * sum(ALPHABET ** k for k in ks)
+def num_features(ks, patch, flags=False):
+  """Features per token: the k-mer one-hots, and the flag bits if
+  `flags`."""
+  return patch * (sum(ALPHABET ** k for k in ks) + (FLAG_BITS if flags
+                                                     else 0))

@@ -184,6 +184,31 @@ def _longest_run(is_stop):
   return int(np.diff(edges).max() - 1)
 
 
+def _codon_stops(seq, table):
+  """(forward, reverse) bool [L - 2]: the codon at positions p..p+2 is a
+  stop read on the forward strand / read on the reverse strand, under
+  `table`; a codon holding an N is never a stop."""
+  fwd_stop, rev_stop = _stop_tables(table)
+  codes = encode(seq).astype(np.int64)
+  first, second, third = codes[:-2], codes[1:-1], codes[2:]
+  known = (first < 4) & (second < 4) & (third < 4)
+  index = (np.minimum(first, 3) * 16 + np.minimum(second, 3) * 4
+           + np.minimum(third, 3))
+  return fwd_stop[index] & known, rev_stop[index] & known
+
+
+def stop_flags(seq, table=11):
+  """int32 [L] per position p: bit 0 set if the codon p..p+2 is a stop on
+  the forward strand, bit 1 if it is a stop read on the reverse strand,
+  under NCBI translation table `table` (1, 11 or 15); 0 where no codon
+  fits (the last two positions)."""
+  out = np.zeros(len(seq), np.int32)
+  if len(seq) >= 3:
+    fwd, rev = _codon_stops(seq, table)
+    out[:len(seq) - 2] = fwd.astype(np.int32) | (rev.astype(np.int32) << 1)
+  return out
+
+
 def frame_orfs(seq, table=11):
   """Longest stretch of consecutive sense codons in each of the six frames.
 
@@ -204,17 +229,11 @@ def frame_orfs(seq, table=11):
   Returns:
     int64 [6], in codons: forward frames 0, 1, 2, then reverse frames 0, 1, 2.
   """
-  fwd_stop, rev_stop = _stop_tables(table)
-  codes = encode(seq).astype(np.int64)
   out = np.zeros(6, np.int64)
-  n_pos = len(codes) - 2
+  n_pos = len(seq) - 2
   if n_pos <= 0:
     return out
-  first, second, third = codes[:-2], codes[1:-1], codes[2:]
-  known = (first < 4) & (second < 4) & (third < 4)
-  index = (np.minimum(first, 3) * 16 + np.minimum(second, 3) * 4
-           + np.minimum(third, 3))
-  fwd, rev = fwd_stop[index] & known, rev_stop[index] & known
+  fwd, rev = _codon_stops(seq, table)
   for frame in range(3):
     out[frame] = _longest_run(fwd[frame::3])
     # Reverse position j = L - 3 - i reads forward codon position i.

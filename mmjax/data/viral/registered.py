@@ -31,6 +31,11 @@ Config keys (dataset.*):
                <data_dir>/viral_size<size> (tests)
   limit        > 0: keep at most this many examples per split, a seeded
                random subset of the full build (smoke runs)
+  stop_flags   True: `genome` is int32 [t, 2], base ids and, per position,
+               features.stop_flags under the example's translation table
+               (bit 0: a stop codon starts here on the forward strand,
+               bit 1: on the reverse strand), the genetic code each
+               genome uses, which the longest-ORF rule also reads
 Splits are computed on all examples before `kinds` filters label 1, so
 the same genomes land in the same split whatever kinds are kept.
 
@@ -49,6 +54,7 @@ from mmjax.data.datasets import Dataset
 from mmjax.data.datasets import DatasetSpec
 from mmjax.data.modalities import Modality
 from mmjax.data.viral import examples as examples_lib
+from mmjax.data.viral import features as features_lib
 
 TOKENS = "ACGTN"
 MODALITY = "genome"
@@ -81,10 +87,12 @@ METRIC_GROUPS = {"viral_viability": (("kind", "intact"), ("group", None)),
                  "viral_vs_cellular": (("viral_group", "cellular"),)}
 
 
-def sequence_spec(length, class_names, metric_groups=()):
-  """One `genome` modality of int32 token ids [T]; classification."""
+def sequence_spec(length, class_names, metric_groups=(), stop_flags=False):
+  """One `genome` modality of int32 token ids [T] (with stop flags: [T,
+  2]); classification."""
+  shape = (int(length), 2) if stop_flags else (int(length),)
   return DatasetSpec(
-      modalities={MODALITY: Modality("sequence", (int(length),), "int32")},
+      modalities={MODALITY: Modality("sequence", shape, "int32")},
       task="classification", num_outputs=len(class_names),
       class_names=tuple(class_names), metric_groups=tuple(metric_groups))
 
@@ -101,10 +109,12 @@ class ViralSource:
     ids, kinds, groups: str arrays [len(self)]; labels int32 [len(self)].
   """
 
-  def __init__(self, source, rows, ids, labels, kinds, groups):
+  def __init__(self, source, rows, ids, labels, kinds, groups,
+               stop_flags=False):
     self._source = source
     self._rows = np.asarray(rows, np.int64)
     self.ids, self.labels, self.kinds, self.groups = ids, labels, kinds, groups
+    self._stop_flags = stop_flags
 
   def __len__(self):
     return len(self._rows)
@@ -112,7 +122,12 @@ class ViralSource:
   def __getitem__(self, i):
     rec = self._source[int(self._rows[i])]
     group = str(self.groups[i])
-    return {MODALITY: encode(_text(rec["sequence"])),
+    seq = _text(rec["sequence"])
+    tokens = encode(seq)
+    if self._stop_flags:
+      tokens = np.stack([tokens, features_lib.stop_flags(
+          seq, int(rec["table"]))], -1)
+    return {MODALITY: tokens,
             "label": np.int32(self.labels[i]), "id": str(self.ids[i]),
             "group": group, "kind": str(self.kinds[i]),
             "viral_group": "cellular" if self.kinds[i] == "cellular"
@@ -200,8 +215,8 @@ def load_viral(dcfg, data_dir):
   builder = builder_lib.build(variant, data_dir, size=size or None)
   source = builder.as_data_source()[builder_lib.SPLIT]
   if int(builder.info.metadata.get("size", 0) or 0):
-    logging.warning("viral/%s in %s is a reduced build (size %d)", variant,
-                    data_dir, size)
+    logging.warning("viral/%s in %s is a build of size %d, not the "
+                    "default", variant, data_dir, size)
   index = read_index(source)
   if variant == "viral_viability":
     parts = _viability_parts(index, dcfg)
@@ -215,10 +230,11 @@ def load_viral(dcfg, data_dir):
     rng = np.random.default_rng([dcfg.split_seed, 0x11F])
     parts = [np.sort(rng.permutation(p)[:limit]) for p in parts]
   length = max(int(index["lengths"][p].max()) for p in parts)
+  stop_flags = bool(dcfg.get("stop_flags", False))
   sources = {
       s: ViralSource(source, index["rows"][idx], index["ids"][idx],
                      index["labels"][idx], index["kinds"][idx],
-                     index["groups"][idx])
+                     index["groups"][idx], stop_flags)
       for s, idx in zip(splits_lib.SPLITS, parts)}
   return Dataset(sources, sequence_spec(length, CLASS_NAMES[variant],
-                                        METRIC_GROUPS[variant]))
+                                        METRIC_GROUPS[variant], stop_flags))
