@@ -51,11 +51,7 @@ OPTIONS = MODELS + ("ligand_only", "moleculeace", "multi_target", "cpu",
 
 
 def _options(arg):
-  opts = [o.strip() for o in (arg or "").split(",") if o.strip()]
-  for o in opts:
-    if o not in OPTIONS:
-      raise ValueError(f"configs/affinity.py: unknown option '{o}' "
-                       f"(known: {', '.join(OPTIONS)})")
+  opts = optimized.parse_options(arg, OPTIONS, "configs/affinity.py")
   models = [o for o in opts if o in MODELS]
   if len(models) > 1:
     raise ValueError("configs/affinity.py: choose one model of "

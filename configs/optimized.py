@@ -13,6 +13,17 @@ early stopping (patience 10, min_delta 0.001) restoring the best weights.
 import ml_collections
 
 
+def parse_options(arg: str | None, known, config: str) -> list:
+  """The comma-separated options of `--config=<config>:<arg>`, in order,
+  each checked against `known` (ValueError naming the first unknown)."""
+  opts = [o.strip() for o in (arg or "").split(",") if o.strip()]
+  for o in opts:
+    if o not in known:
+      raise ValueError(f"{config}: unknown option '{o}' "
+                       f"(known: {', '.join(known)})")
+  return opts
+
+
 def smoke_run(c: ml_collections.ConfigDict) -> None:
   """The tiny data and run length of every recipe's `:smoke` variant."""
   c.num_epochs = 3

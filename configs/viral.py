@@ -50,11 +50,7 @@ LOF_KINDS = ("lof_stop", "lof_frameshift", "lof_start")
 
 
 def _options(arg):
-  opts = {o.strip() for o in (arg or "").split(",") if o.strip()}
-  for o in sorted(opts):
-    if o not in OPTIONS:
-      raise ValueError(f"configs/viral.py: unknown option '{o}' "
-                       f"(known: {', '.join(OPTIONS)})")
+  opts = set(optimized.parse_options(arg, OPTIONS, "configs/viral.py"))
   if {"lof", "shuffle"} <= opts:
     raise ValueError("configs/viral.py: choose lof or shuffle, not both")
   if "cellular" in opts and opts & {"lof", "shuffle"}:

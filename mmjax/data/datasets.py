@@ -20,6 +20,8 @@ DATASETS = {
     "pdbbind_folder": "mmjax.data.affinity.pdbbind:load_pdbbind_folder",
     "viral": "mmjax.data.viral.registered:load_viral",
     "viral_fasta": "mmjax.data.viral.fasta_folder:load_fasta_csv",
+    "cardiac_h5ad": "mmjax.data.cardiac.h5ad_reader:load_cardiac_h5ad",
+    "cardiac": "mmjax.data.cardiac.registered:load_cardiac",
 }
 
 

@@ -34,6 +34,7 @@ import time
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmjax.data import tfds_build
 from mmjax.data.affinity import chembl
 from mmjax.data.affinity import ligands as ligands_lib
 from mmjax.data.affinity import pocket as pocket_lib
@@ -198,12 +199,5 @@ def build(config_name, data_dir, limit=None):
       result is stored under the config's name, so give it its own
       data_dir.
   """
-  names = [c.name for c in Binding.BUILDER_CONFIGS]
-  if config_name not in names:
-    raise ValueError(f"dataset.variant: '{config_name}' is not a binding "
-                     f"config (known: {', '.join(names)})")
-  builder = Binding(config=config_name, data_dir=data_dir,
-                    file_format="array_record", limit=limit or 0)
-  # No-op when the dataset is already prepared in data_dir.
-  builder.download_and_prepare(file_format="array_record")
-  return builder
+  return tfds_build.prepare(Binding, config_name, data_dir,
+                            "dataset.variant", limit=limit or 0)

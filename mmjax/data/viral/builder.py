@@ -32,6 +32,7 @@ import time
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmjax.data import tfds_build
 from mmjax.data.viral import examples as examples_lib
 
 # The one stored split ('all' is reserved by TFDS).
@@ -127,12 +128,5 @@ def build(config_name, data_dir, size=None):
     size: per_group / per_genome of examples.make (tests); the result is
       stored under the config's name, so give it its own data_dir.
   """
-  names = [c.name for c in Viral.BUILDER_CONFIGS]
-  if config_name not in names:
-    raise ValueError(f"dataset.variant: '{config_name}' is not a viral "
-                     f"config (known: {', '.join(names)})")
-  builder = Viral(config=config_name, data_dir=data_dir,
-                  file_format="array_record", size=size or 0)
-  # No-op when the dataset is already prepared in data_dir.
-  builder.download_and_prepare(file_format="array_record")
-  return builder
+  return tfds_build.prepare(Viral, config_name, data_dir, "dataset.variant",
+                            size=size or 0)

@@ -50,6 +50,7 @@ import os
 import numpy as np
 
 from mmjax.data import splits as splits_lib
+from mmjax.data import tfds_build
 from mmjax.data.datasets import Dataset
 from mmjax.data.datasets import DatasetSpec
 from mmjax.data.modalities import Modality
@@ -97,9 +98,6 @@ def sequence_spec(length, class_names, metric_groups=(), stop_flags=False):
       class_names=tuple(class_names), metric_groups=tuple(metric_groups))
 
 
-def _text(v):
-  return v.decode() if isinstance(v, bytes) else str(v)
-
 
 class ViralSource:
   """Random-access view of some stored viral examples, tokenised at
@@ -122,7 +120,7 @@ class ViralSource:
   def __getitem__(self, i):
     rec = self._source[int(self._rows[i])]
     group = str(self.groups[i])
-    seq = _text(rec["sequence"])
+    seq = tfds_build.text(rec["sequence"])
     tokens = encode(seq)
     if self._stop_flags:
       tokens = np.stack([tokens, features_lib.stop_flags(
@@ -140,19 +138,9 @@ class ViralSource:
 def read_index(source):
   """{ids, labels, kinds, groups, lengths, rows} arrays [N] of a stored
   source, sorted by id whatever order TFDS stored the records in."""
-  cols = {k: [] for k in ("ids", "labels", "kinds", "groups", "lengths")}
-  for r in range(len(source)):
-    rec = source[r]
-    cols["ids"].append(_text(rec["id"]))
-    cols["labels"].append(int(rec["label"]))
-    cols["kinds"].append(_text(rec["kind"]))
-    cols["groups"].append(_text(rec["group"]))
-    cols["lengths"].append(int(rec["length"]))
-  order = np.argsort(np.asarray(cols["ids"]), kind="stable")
-  out = {k: np.asarray(v)[order] for k, v in cols.items()}
-  out["labels"] = out["labels"].astype(np.int32)
-  out["rows"] = order.astype(np.int64)
-  return out
+  return tfds_build.read_index(source, {
+      "labels": ("label", np.int32), "kinds": ("kind", str),
+      "groups": ("group", str), "lengths": ("length", np.int64)})
 
 
 def _viability_parts(index, dcfg):
