@@ -26,8 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -37,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from mmjax import provenance  # pylint: disable=g-import-not-at-top
 from mmjax.data.affinity import chembl  # pylint: disable=g-import-not-at-top
 from mmjax.training.metrics import regression_metrics  # pylint: disable=g-import-not-at-top
 
@@ -161,15 +160,12 @@ def main():
 
 
 def write(args, seeds, results):
-  commit = subprocess.run(["git", "describe", "--always", "--dirty"],
-                          capture_output=True, text=True).stdout.strip()
   out = {"target": args.target,
          "set": chembl.TARGETS.get(args.target, "7 sets"),
          "split_seed": args.split_seed, "seeds": seeds, "trees": args.trees,
-         "fit_on": "train + val", "commit": commit,
+         "fit_on": "train + val", "commit": provenance.commit(),
          "date": datetime.date.today().isoformat(),
-         "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()})",
-         "results": results}
+         "hardware": provenance.hardware(), "results": results}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(out, f, indent=1)

@@ -37,12 +37,9 @@ variants accumulate in one file.
 """
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -51,6 +48,7 @@ import threadpoolctl
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from mmjax import provenance  # pylint: disable=g-import-not-at-top
 from mmjax.data.viral import features as viral_features  # pylint: disable=g-import-not-at-top
 
 VARIANTS = ("viral_viability", "viral_vs_cellular")
@@ -408,12 +406,6 @@ def examples_digest(exs):
   return h.hexdigest()
 
 
-def versions():
-  import sklearn  # pylint: disable=g-import-not-at-top
-  return {"python": platform.python_version(), "numpy": np.__version__,
-          "sklearn": sklearn.__version__}
-
-
 def run_variant(variant, args, module, log=print):
   """Loads, splits and evaluates one variant; returns its JSON entry."""
   t0 = time.time()
@@ -478,17 +470,11 @@ def main(argv=None, module=None):
     with open(args.out) as f:
       doc = json.load(f)
   doc.setdefault("variants", {})
-  commit = subprocess.run(["git", "describe", "--always", "--dirty"],
-                          capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__))
-                          ).stdout.strip()
   n_kmer = len(viral_features.kmer_names((3, 4)))
   for variant in variants:
-    entry = {
-        "command": " ".join(["python scripts/viral_baselines.py"] + argv),
-        "date": datetime.date.today().isoformat(), "commit": commit,
-        "versions": versions(),
-        "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()})",
+    entry = provenance.record("scripts/viral_baselines.py", argv,
+                              ("numpy", "sklearn"))
+    entry.update({
         "data_seed": args.data_seed, "seeds": args.seeds, "quick": args.quick,
         "threads": args.threads,
         "features": {
@@ -499,7 +485,7 @@ def main(argv=None, module=None):
             "gb": "HistGradientBoostingClassifier(balanced, "
                   f"max_iter={QUICK_GB_ITERS if args.quick else 100})",
             "rule": "sign * feature > threshold, both fit on train"},
-    }
+    })
     with threadpoolctl.threadpool_limits(args.threads):
       entry.update(run_variant(variant, args, module))
     doc["variants"][variant] = entry

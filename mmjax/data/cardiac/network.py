@@ -36,7 +36,9 @@ cycles (the research notes' enumeration; `fixed_points` repeats it): two
 per input configuration without Wnt, one per configuration with Wnt
 (`FIXED_POINTS`, named by `FATES`). Fate pairs that differ only by BMP
 (non-cardiac / BMP-exposed non-cardiac, FHF / FHF under BMP) differ only
-in the BMP input, its relay and, for the non-cardiac pair, Bmp2.
+in the BMP input, its relay and Bmp2 (BMP2_II & !canWnt, on in both
+BMP-exposed fixed points); Wnt-maintained mesoderm / SHF differ in the
+BMP input and relay and in Mesp1, Dkk1 (mesoderm) against Fgf8 (SHF).
 """
 
 import functools

@@ -137,14 +137,21 @@ def _options(dcfg):
   return int(scale), split_seed, size, limit, bool(genes_only)
 
 
+def prepared_builder(scale, data_dir, size=0):
+  """The `cardiac/scale<scale>` builder load_cardiac reads, built if
+  absent; a size > 0 build lives in <data_dir>/cardiac_size<size>."""
+  from mmjax.data.cardiac import builder as builder_lib  # pylint: disable=g-import-not-at-top
+  if size:
+    data_dir = os.path.join(data_dir, f"cardiac_size{size}")
+  return builder_lib.build(f"scale{scale}", data_dir, size=size or None)
+
+
 def load_cardiac(dcfg, data_dir):
   """Builds (first time) and loads `cardiac/scale<dataset.scale>`; splits
   at load time, stratified by (kind, label)."""
   from mmjax.data.cardiac import builder as builder_lib  # pylint: disable=g-import-not-at-top
   scale, split_seed, size, limit, genes_only = _options(dcfg)
-  if size:
-    data_dir = os.path.join(data_dir, f"cardiac_size{size}")
-  builder = builder_lib.build(f"scale{scale}", data_dir, size=size or None)
+  builder = prepared_builder(scale, data_dir, size)
   source = builder.as_data_source()[builder_lib.SPLIT]
   if int(builder.info.metadata.get("size", 0) or 0):
     logging.warning("cardiac/scale%d in %s is a reduced build (size %d)",
