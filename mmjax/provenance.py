@@ -3,6 +3,7 @@ script writes carries (command, date, commit, package versions, hardware)."""
 
 import datetime
 import importlib
+import json
 import os
 import platform
 import subprocess
@@ -43,3 +44,11 @@ def record(script, argv, packages=("numpy",), with_jax=False):
           "date": datetime.date.today().isoformat(), "commit": commit(),
           "versions": versions(packages),
           "hardware": hardware(with_jax)}
+
+
+def write_json(path, doc):
+  """Writes a results document (its folder made if needed) and says so."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(doc, f, indent=1)
+  print(f"wrote {path}")

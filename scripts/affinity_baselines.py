@@ -24,7 +24,6 @@ means shows how much of a pooled R^2 the targets' different means give.
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
@@ -166,10 +165,7 @@ def write(args, seeds, results):
          "fit_on": "train + val", "commit": provenance.commit(),
          "date": datetime.date.today().isoformat(),
          "hardware": provenance.hardware(), "results": results}
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(out, f, indent=1)
-  print(f"wrote {args.out}")
+  provenance.write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -359,10 +359,7 @@ def main(argv=None):
     doc["scales"].setdefault(f"scale{scale}", {})[args.split] = entry
     print(summary(entry), flush=True)
     # Written after every scale, so a long run keeps what it has done.
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(doc, f, indent=1)
-  print(f"wrote {args.out}")
+    provenance.write_json(args.out, doc)
   return doc
 
 

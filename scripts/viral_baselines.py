@@ -491,10 +491,7 @@ def main(argv=None, module=None):
     doc["variants"][variant] = entry
     print(f"{variant}: {entry['n_examples']} examples, "
           f"{entry['seconds']:.0f} s")
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(doc, f, indent=1)
-  print(f"wrote {args.out}")
+  provenance.write_json(args.out, doc)
   return doc
 
 
