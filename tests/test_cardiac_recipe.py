@@ -33,6 +33,17 @@ def test_smoke_run_reports_per_kind_metrics(tmp_path):
     k, n, c = z["test_outputs"].shape
     assert (k, c) == (len(results["members"]), len(network.FATES))
     assert z["test_labels"].shape == z["test_kind"].shape == (n,)
+  # The overfitting monitor's verdicts, read back from metrics.jsonl:
+  # every epoch's train/val gap above the notice threshold, and its level.
+  report = results["overfitting"]
+  assert (report["gap_notice"], report["gap_warning"]) == (0.08, 0.15)
+  gaps = [json.loads(l) for l in open(f"{workdir}/metrics.jsonl")]
+  gaps = {r["epoch"] + 1: r["gap"] for r in gaps if r["split"] == "train_eval"}
+  assert len(gaps) == 2
+  assert report["epochs"] == [
+      {"epoch": e, "gap": g, "level": "warning" if g > 0.15 else "notice"}
+      for e, g in sorted(gaps.items()) if g > 0.08]
+  assert report["warnings"] == sum(g > 0.15 for g in gaps.values())
 
 
 def test_reference_scale_is_the_default():

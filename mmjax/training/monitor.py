@@ -43,3 +43,21 @@ class OverfittingMonitor:
     elif gap > self.notice:
       msg += f"  note: train/val {main} gap {gap:.3f}"
     return row, msg
+
+
+def gap_report(rows, notice, warning):
+  """results.json's `overfitting` section from a run's metrics log rows
+  (logs.read_metrics): the thresholds, and every epoch whose train/val gap
+  (the monitor's `train_eval` rows) passed the notice or the warning one.
+  Read from the log, so a resumed run reports its whole history."""
+  epochs = []
+  for r in rows:
+    if r.get("split") != "train_eval" or "gap" not in r:
+      continue
+    gap = float(r["gap"])
+    if gap > notice:
+      epochs.append({"epoch": int(r["epoch"]) + 1, "gap": gap,
+                     "level": "warning" if gap > warning else "notice"})
+  return {"gap_notice": float(notice), "gap_warning": float(warning),
+          "epochs": epochs,
+          "warnings": sum(e["level"] == "warning" for e in epochs)}

@@ -27,6 +27,7 @@ from mmjax.training import early_stopping
 from mmjax.training import evaluation
 from mmjax.training import logs
 from mmjax.training import members as members_lib
+from mmjax.training import monitor as monitor_lib
 from mmjax.training import sharding
 from mmjax.training import steps as steps_lib
 from mmjax.training import workdir as workdir_lib
@@ -410,6 +411,11 @@ class Trainer:
         "devices": jax.device_count(),
         "processes": jax.process_count(),
     })
+    if self.monitor is not None and jax.process_index() == 0:
+      # The primary process writes the log, so only it can read it back.
+      results["overfitting"] = monitor_lib.gap_report(
+          logs.read_metrics(self.workdir), c.monitor.gap_notice,
+          c.monitor.gap_warning)
     self._save(ckpt, int(state.step[0]) + 1, state, best,
                {**meta, "final": True})
     if jax.process_index() == 0:
