@@ -138,6 +138,12 @@ def main(argv):
         print(open(os.path.join(workdir, "ablation.md")).read())
         print(f"ablation: {os.path.join(workdir, 'ablation.md')}")
         return
+      if config.get("driver") == "progressive":
+        from mmjax.drivers import progressive  # pylint: disable=g-import-not-at-top
+        progressive.run(config, workdir)
+        print(open(os.path.join(workdir, "progressive.md")).read())
+        print(f"progressive: {os.path.join(workdir, 'progressive.md')}")
+        return
       results, done_before = trainer.train_and_evaluate(config, workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -41,6 +41,10 @@
 #             24^3 x 19 voxels): mmjax fp32 and bf16, PyTorch eager and
 #             torch.compile, fp32 and bf16 autocast, with model FLOPs
 #             utilisation                                 not yet timed
+#   w5        W5 rows (cardiac's residual BatchNorm/attention sequence
+#             classifier step, batch 32 of 80 steps x 50 features): mmjax
+#             fp32 and bf16, PyTorch eager and torch.compile, fp32 and bf16
+#             autocast                                    not yet timed
 #   affinity  configs/affinity.py (the reference scale) on its default
 #             data, stopped by SIGTERM before the call's limit like
 #             `extreme`; the same stage again resumes it  not yet timed
@@ -55,7 +59,7 @@
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
 # (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w3|w4|probe|main|extreme|ablation|affinity|affinity_multi_target|viral}
+stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w3|w4|w5|probe|main|extreme|ablation|affinity|affinity_multi_target|viral}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -103,6 +107,10 @@ case $stage in
     python3 benchmarks/run_w4.py --steps "${STEPS:-50}" --timeout 150 \
         --out "$out/w4_gpu.jsonl"
     ;;
+  w5)
+    python3 benchmarks/run_w5.py --steps "${STEPS:-50}" --timeout 150 \
+        --out "$out/w5_gpu.jsonl"
+    ;;
   probe)
     XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" python3 \
         benchmarks/w2_mmjax.py --members 5 --steps "${STEPS:-50}" \
@@ -139,7 +147,7 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w3, w4, probe, main, extreme, ablation, affinity, affinity_multi_target, viral)"; exit 2 ;;
+  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w3, w4, w5, probe, main, extreme, ablation, affinity, affinity_multi_target, viral)"; exit 2 ;;
 esac
 
 # A machine goes back after 30 s idle, so the next call usually starts bare:

@@ -101,6 +101,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       seeds=(0,),            # added to `seed`
       mixup_alpha=(0.0,),    # 0 = no mixup
       holdout_fold=(-1,),    # k-fold fold the member never trains on
+      subset=(),             # per member: train on rows of level <= s
+                             # (0 or empty: all; progressive scaling)
       groups=dict(model=(0,)),
       # Copies of the members above with other seeds (+1000 r), trained in
       # the same run; results report every stage's mean and sd over them.

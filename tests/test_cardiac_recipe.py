@@ -50,13 +50,19 @@ def test_reference_scale_is_the_default():
   c = cardiac.get_config()
   enc = c.model.encoders.trajectory
   assert (enc.type, enc.width, enc.depth, enc.num_heads) == (
-      "transformer", 160, 3, 4)
+      "residual_attention", 160, 3, 4)
+  assert tuple(enc.dropouts) == (0.1, 0.2, 0.3) and enc.positions
   assert c.model.encoders.position.type == "mlp"
   assert c.model.encoders.position.widths == (16,)
   assert (c.model.fusion, c.model.head_widths) == ("concat", (160,))
   assert c.model.dtype == "bfloat16"
   assert (c.num_epochs, c.batch_size) == (60, 32)
   assert c.dataset.scale == 3 and not c.dataset.genes_only
+  # The default is the progressive-scaling driver over the nested scales.
+  assert c.driver == "progressive" and c.dataset.train_scale == 0
+  assert tuple(c.progressive.scales) == (1, 2, 3)
+  assert (c.progressive.seeds, c.progressive.mode) == (3, "vmapped")
+  assert cardiac.get_config("in_turn").progressive.mode == "in_turn"
   assert dict(c.loss.terms) == {"cross_entropy": 1.0}
   assert dict(c.loss.label_smoothing) == dict(start=0.15, end=0.045,
                                               shape="linear")
@@ -66,8 +72,10 @@ def test_reference_scale_is_the_default():
   assert (c.early_stopping.metric, c.early_stopping.patience) == (
       "accuracy", 15)
   assert c.members.replicates == 3
-  assert cardiac.get_config("scale1").dataset.scale == 1
-  assert cardiac.get_config("cpu,scale2").dataset.scale == 2
+  one = cardiac.get_config("scale1")
+  assert (one.dataset.scale, one.dataset.train_scale) == (3, 1)
+  assert "driver" not in one
+  assert cardiac.get_config("cpu,scale2").dataset.train_scale == 2
   assert cardiac.get_config("cpu").model.dtype == "float32"
 
 
@@ -75,6 +83,8 @@ def test_reference_scale_is_the_default():
     ("nope", "unknown option 'nope'"),
     ("scale1,scale3", "choose one scale of scale1, scale2, scale3, got "
                       "scale1, scale3"),
+    ("in_turn,vmapped", "choose one mode of in_turn, vmapped"),
+    ("scale1,in_turn", "scale1 is one run; in_turn is a mode"),
 ])
 def test_bad_options_name_the_problem(arg, match):
   with pytest.raises(ValueError, match=match):

@@ -23,6 +23,7 @@ from mmjax.models.gcn import GCNEncoder
 from mmjax.models.kmer import kmer_patch_indices
 from mmjax.models.kmer import num_features as kmer_num_features
 from mmjax.models.mlp import MLP
+from mmjax.models.resattn import ResidualAttentionEncoder
 from mmjax.models.transformer import SequenceTransformer
 
 PLACES = ("input", "embedding")
@@ -96,6 +97,29 @@ def transformer(spec, dtype, name):
       vocab_size=spec.get("vocab_size", 0), dtype=dtype, name=name)
   return lambda batch, m, train, rows: enc(batch[m], batch[f"{m}_mask"],
                                            train=train)
+
+
+@register_encoder("residual_attention", kind="sequence", mixup="embedding",
+                  noise="input")
+def residual_attention(spec, dtype, name):
+  """Reference recipe 004's sequence model (models/resattn.py): Dense
+  embedding (+ sinusoidal positions unless `positions` is False), `depth`
+  pre-norm residual blocks of BatchNorm, self-attention and a GELU MLP,
+  block i with dropout `dropouts[i]` (default 0.1 (i + 1): increasing with
+  depth), a final BatchNorm, mean pooled over the real steps:
+  [B, T, F] -> [B, width]. BatchNorm statistics use the real steps of
+  `rows` only."""
+  depth = spec["depth"]
+  dropouts = spec.get("dropouts", None)
+  if dropouts is None:
+    dropouts = tuple(round(0.1 * (i + 1), 10) for i in range(depth))
+  enc = ResidualAttentionEncoder(
+      width=spec["width"], depth=depth, num_heads=spec["num_heads"],
+      mlp_ratio=spec.get("mlp_ratio", 4),
+      dropouts=tuple(float(p) for p in dropouts),
+      positions=spec.get("positions", True), dtype=dtype, name=name)
+  return lambda batch, m, train, rows: enc(batch[m], batch[f"{m}_mask"],
+                                           train=train, rows=rows)
 
 
 @register_encoder("kmer_transformer", kind="sequence", mixup="embedding",

@@ -19,7 +19,9 @@ class BatchNorm(nn.Module):
   (0.1 = weight of the new batch). Statistics are over the global batch
   under jit, or, with `rows` [B] (1 = counts), over those rows (all their
   positions) only: a k-fold member's statistics never see its held-out
-  fold.
+  fold. `rows` may also weigh each position: shape x.shape[:-1] (e.g.
+  [B, T] for x [B, T, F]: the real steps of the rows that count), the
+  count n then being rows.sum().
   """
   momentum: float = 0.1
   epsilon: float = 1e-5
@@ -42,8 +44,13 @@ class BatchNorm(nn.Module):
         mean, var = xf.mean(axes), xf.var(axes)
         denom = max(n - 1, 1)
       else:
-        w = rows.astype(jnp.float32).reshape((-1,) + (1,) * (x.ndim - 1))
-        n = w.sum() * per_row
+        w = rows.astype(jnp.float32)
+        if w.ndim > 1 and w.shape == x.shape[:-1]:  # a weight per position
+          w = w[..., None]
+          n = w.sum()
+        else:  # [B]: every position of a counted row
+          w = w.reshape((-1,) + (1,) * (x.ndim - 1))
+          n = w.sum() * per_row
         mean = (xf * w).sum(axes) / jnp.maximum(n, 1.0)
         var = (((xf - mean) ** 2) * w).sum(axes) / jnp.maximum(n, 1.0)
         denom = jnp.maximum(n - 1.0, 1.0)

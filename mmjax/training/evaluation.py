@@ -67,17 +67,30 @@ class Evaluator:
                                      self.task.targets(jnp.asarray(labels))))
     return self.task.metrics(combined, labels, loss.mean())
 
-  def member_metrics(self, split, params, batch_stats, folds=None):
-    """Per-member metrics of `split` in eval mode. With `folds` [K] (k-fold
-    ids of the members, -1 = none) and a split holding `fold`, member i is
-    scored on the rows outside its held-out fold (the rows it trains on)."""
+  def member_metrics(self, split, params, batch_stats, members=None):
+    """Per-member metrics of `split` in eval mode. With `members` (the
+    member table: `fold` [K], k-fold ids, -1 = none; `subset` [K], 0 =
+    all) and a split holding `fold` / `subset`, member i is scored on the
+    rows it trains on: outside its held-out fold, at or below its level."""
     out, per = self.predict(split, params, batch_stats)
     k = out.shape[0]
-    rows = [None] * k
-    if folds is not None and "fold" in split.arrays:
-      rows = [None if f < 0 else split.arrays["fold"] != f for f in folds]
-    return [self.metrics(out[i], split.labels, per[i], rows[i])
+    return [self.metrics(out[i], split.labels, per[i],
+                         training_rows(split, members, i))
             for i in range(k)]
+
+
+def training_rows(split, members, i):
+  """bool [N] rows of `split` that member i trains on, or None (all)."""
+  if members is None:
+    return None
+  rows = np.ones((split.size,), bool)
+  f = int(members["fold"][i])
+  if f >= 0 and "fold" in split.arrays:
+    rows &= split.arrays["fold"] != f
+  s = int(members.get("subset", np.zeros(i + 1))[i])
+  if s > 0 and "subset" in split.arrays:
+    rows &= split.arrays["subset"] <= s
+  return None if rows.all() else rows
 
 
 def gap(train, val, mode):
@@ -144,8 +157,13 @@ def final_results(ev, splits, members, groups, selection, tta_passes,
     r.update(seed=int(members["seed"][i]),
              holdout_fold=int(members["fold"][i]),
              mixup_alpha=float(members["alpha"][i]),
+             subset=int(members.get("subset", np.zeros(k))[i]),
              best_step=int(members["best_step"][i]),
              best_epoch=int(members["best_epoch"][i]) + 1)
+    if r["subset"] > 0:  # A data-subset member: the rows it trained on.
+      r["train"] = ev.metrics(out["train"][0][i], labels["train"],
+                              out["train"][1][i],
+                              training_rows(splits["train"], members, i))
     if r["holdout_fold"] >= 0:  # The k-fold estimate: its own fold only.
       sel = splits["train"].arrays["fold"] == r["holdout_fold"]
       r["holdout"] = ev.metrics(out["train"][0][i], labels["train"],

@@ -15,8 +15,13 @@ REPLICATE_SEED_STRIDE = 1000
 
 
 def member_table(config):
-  """numpy arrays [K] {seed, fold, alpha, active} and the named groups
-  (stages) of member indices; raises UserError naming a bad key.
+  """numpy arrays [K] {seed, fold, alpha, subset, active} and the named
+  groups (stages) of member indices; raises UserError naming a bad key.
+
+  `members.subset` (optional, one entry per member; default all 0): a
+  member with subset s > 0 trains only on the rows whose dataset level is
+  <= s (e.g. the nested scales of progressive data scaling: the source's
+  per-example `levels`); 0 = every row.
 
   `members.replicates` R > 1 repeats the listed members R times, replicate
   r with seeds + 1000 r and groups named '<group>@<r>', so that results
@@ -29,6 +34,12 @@ def member_table(config):
     if len(m[key]) != k:
       raise UserError(f"members.{key} has {len(m[key])} entries, "
                       f"members.seeds has {k}")
+  subset = tuple(m.get("subset", ()) or ()) or (0,) * k
+  if len(subset) != k:
+    raise UserError(f"members.subset has {len(subset)} entries, "
+                    f"members.seeds has {k}")
+  if min(subset) < 0:
+    raise UserError(f"members.subset: levels must be >= 0, got {subset}")
   folds = np.asarray(m.holdout_fold, np.int32)
   if folds.max() >= config.kfold.num_folds:
     raise UserError(f"members.holdout_fold: fold {folds.max()} >= "
@@ -46,6 +57,7 @@ def member_table(config):
                                    for r in range(reps)]),
            "fold": np.tile(folds, reps),
            "alpha": np.tile(np.asarray(m.mixup_alpha, np.float32), reps),
+           "subset": np.tile(np.asarray(subset, np.int32), reps),
            "active": np.ones((k * reps,), bool)}
   if reps > 1:
     groups = {f"{g}@{r}": tuple(i + k * r for i in idx)

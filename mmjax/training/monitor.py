@@ -4,7 +4,8 @@ validation, compared like with like.
 Each epoch a fixed subset of the training split is scored in eval mode (no
 dropout, no mixup, against its true labels), exactly as validation is, so
 the gap measures generalisation and not the difference between train and
-eval mode. A k-fold member is scored on the rows it trains on.
+eval mode. A member is scored on the rows it trains on (outside its
+k-fold fold, within its data subset).
 """
 
 import numpy as np
@@ -16,10 +17,11 @@ class OverfittingMonitor:
   """`config.monitor`: train_subset (rows scored), gap_notice and
   gap_warning (thresholds on the gap of the task's main metric)."""
 
-  def __init__(self, evaluator, subset, folds, cfg):
+  def __init__(self, evaluator, subset, members, cfg):
+    """`members`: the member table (fold, subset [K])."""
     self.evaluator = evaluator
     self.subset = subset
-    self.folds = folds
+    self.members = members
     self.notice, self.warning = cfg.gap_notice, cfg.gap_warning
 
   def check(self, params, batch_stats, val, active):
@@ -31,7 +33,7 @@ class OverfittingMonitor:
     progress message)."""
     task = self.evaluator.task
     per = self.evaluator.member_metrics(self.subset, params, batch_stats,
-                                        folds=self.folds)
+                                        members=self.members)
     on = [i for i, a in enumerate(active) if a] or [0]
     train = {k: float(np.mean([per[i][k] for i in on])) for k in per[0]}
     main = task.main_metric

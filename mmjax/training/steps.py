@@ -7,6 +7,7 @@ under `jax.vmap`. What distinguishes members is data, not code:
   member = {"seed":  int32 []   init and dropout/mixup rngs,
             "fold":  int32 []   held-out k-fold fold, -1 = none,
             "alpha": float32 [] mixup Beta(alpha, alpha), 0 = no mixup,
+            "subset": int32 []  trains on rows of level <= subset, 0 = all,
             "active": bool []   False once the member has early-stopped}
 
 Every rng of a step derives from (member seed, step), so results never depend
@@ -48,6 +49,7 @@ def single_member(seed: int):
   return {"seed": jnp.asarray(seed, jnp.int32),
           "fold": jnp.asarray(-1, jnp.int32),
           "alpha": jnp.asarray(0.0, jnp.float32),
+          "subset": jnp.asarray(0, jnp.int32),
           "active": jnp.asarray(True)}
 
 
@@ -114,6 +116,11 @@ def make_member_step(model, tx, schedule, task, loss_cfg, mixup=False,
     if "fold" in batch:  # k-fold: the member never learns from its fold,
       # neither through the loss nor through BatchNorm's batch statistics.
       mask = mask * (batch["fold"] != member["fold"]).astype(mask.dtype)
+      rows = mask
+    if "subset" in batch:  # Nested data subsets (progressive scaling): the
+      # same, for the rows above the member's level.
+      mine = (member["subset"] <= 0) | (batch["subset"] <= member["subset"])
+      mask = mask * mine.astype(mask.dtype)
       rows = mask
     eps = smoothing(state.step) if callable(smoothing) else smoothing
     targets = task.targets(batch["label"], eps)

@@ -110,6 +110,12 @@ class Trainer:
         self.budgets, "to_dict") else dict(self.budgets)
     self.train = self._split("train")
     self.val = self._split("val")
+    if (self.members["subset"] > 0).any():
+      levels = getattr(self.sources["train"], "levels", None)
+      if levels is None:
+        raise UserError(f"members.subset: dataset {c.dataset.name} gives no "
+                        "per-example levels to take subsets of")
+      self.train.arrays["subset"] = np.asarray(levels, np.int32)
     max_train = c.dataset.get("max_train", 0)
     if max_train and max_train < self.train.size:  # Smaller studies.
       self.train.keep_subset(max_train, c.dataset.split_seed)
@@ -166,7 +172,7 @@ class Trainer:
       self.monitor = OverfittingMonitor(
           self.evaluator, self.train.subset(c.monitor.train_subset,
                                             c.dataset.split_seed),
-          self.members["fold"], c.monitor)
+          self.members, c.monitor)
     # Weight copies and per-member selections keep the member sharding, so
     # the eval step never sees a new layout (and never compiles twice).
     self._copy = jax.jit(lambda t: jax.tree.map(jnp.copy, t),

@@ -16,9 +16,15 @@ Config keys (dataset.*):
                example
   size         > 0: build and read a smaller dataset (per_type = size,
                spatial = size // 2) kept apart in
-               <data_dir>/cardiac_size<size> (tests)
+               <data_dir>/cardiac_size<size> (tests); its levels are
+               the scales shrunk in proportion (reduced_scales)
   limit        > 0: keep at most this many examples per split, a seeded
                random subset of the full build (smoke runs)
+  train_scale  0 (default) | 1 | 2 | 3: > 0 keeps only the training
+               examples of that scale (levels <= train_scale); val and
+               test stay the full split's. The progressive-scaling
+               driver's scales in turn: every scale validated and tested
+               on the same examples.
   genes_only   False (default) | True: drop the 2 input-signal columns
                (Wnt, BMP; NODES 0 and 1), leaving the 13 integrated
                nodes. The full window is the whole Markov state at every
@@ -28,7 +34,9 @@ Config keys (dataset.*):
                committor ceiling becomes an upper bound.
 
 Each source also exposes per-example arrays `ids`, `labels`, `kinds`,
-`positions`; the spec's metric_groups (METRIC_GROUPS) ask for metrics per
+`positions` and `levels` (the smallest scale holding the example,
+trajectories.scale_levels: members with `members.subset` s train on the
+rows of level <= s, the progressive-scaling driver's nested scales); the spec's metric_groups (METRIC_GROUPS) ask for metrics per
 kind beside the pooled ones (the kinds' class priors differ: balanced
 protocol examples, natural spatial ones).
 """
@@ -73,16 +81,18 @@ class CardiacSource:
 
   Attributes:
     ids, kinds: str arrays [len(self)]; labels int32 [len(self)];
-    positions float32 [len(self)].
+    positions float32 [len(self)]; levels int32 [len(self)] (the smallest
+    scale holding each example).
   """
 
   def __init__(self, source, rows, ids, labels, kinds, positions,
-               columns=None):
+               columns=None, levels=None):
     self._source = source
     self._rows = np.asarray(rows, np.int64)
     self._columns = columns
     self.ids, self.labels, self.kinds = ids, labels, kinds
     self.positions = positions
+    self.levels = levels
 
   def __len__(self):
     return len(self._rows)
@@ -102,12 +112,12 @@ class CardiacSource:
 
 
 def read_index(source):
-  """{ids, labels, kinds, positions, rows} arrays [N] of a stored source,
+  """{ids, labels, kinds, positions, index, rows} arrays [N] of a stored source,
   sorted by id (trajectories.make's order: protocol then spatial, each by
   draw index) whatever order TFDS stored the records in."""
   return tfds_build.read_index(source, {
       "labels": ("label", np.int32), "kinds": ("kind", str),
-      "positions": ("position", np.float32)})
+      "positions": ("position", np.float32), "index": ("index", np.int64)})
 
 
 def _int(dcfg, key, default, low):
@@ -119,8 +129,8 @@ def _int(dcfg, key, default, low):
 
 
 def _options(dcfg):
-  """(scale, split_seed, size, limit, genes_only) from dcfg; ValueError
-  naming the first bad key and its value."""
+  """(scale, split_seed, size, limit, genes_only, train_scale) from dcfg;
+  ValueError naming the first bad key and its value."""
   scale = dcfg.get("scale", DEFAULT_SCALE)
   scale = DEFAULT_SCALE if scale is None else scale
   if (isinstance(scale, bool) or not isinstance(scale, (int, np.integer))
@@ -134,7 +144,11 @@ def _options(dcfg):
   if not isinstance(genes_only, (bool, np.bool_)):
     raise ValueError(f"dataset.genes_only: {genes_only!r} is not True or "
                      "False")
-  return int(scale), split_seed, size, limit, bool(genes_only)
+  train_scale = _int(dcfg, "train_scale", 0, 0)
+  if train_scale > scale:
+    raise ValueError(f"dataset.train_scale: {train_scale} is larger than "
+                     f"dataset.scale {scale}")
+  return int(scale), split_seed, size, limit, bool(genes_only), train_scale
 
 
 def prepared_builder(scale, data_dir, size=0):
@@ -150,7 +164,7 @@ def load_cardiac(dcfg, data_dir):
   """Builds (first time) and loads `cardiac/scale<dataset.scale>`; splits
   at load time, stratified by (kind, label)."""
   from mmjax.data.cardiac import builder as builder_lib  # pylint: disable=g-import-not-at-top
-  scale, split_seed, size, limit, genes_only = _options(dcfg)
+  scale, split_seed, size, limit, genes_only, train_scale = _options(dcfg)
   builder = prepared_builder(scale, data_dir, size)
   source = builder.as_data_source()[builder_lib.SPLIT]
   if int(builder.info.metadata.get("size", 0) or 0):
@@ -167,10 +181,15 @@ def load_cardiac(dcfg, data_dir):
     rng = np.random.default_rng([split_seed, 0x11F])
     parts = [np.sort(rng.permutation(p)[:limit]) for p in parts]
   columns = GENE_COLUMNS if genes_only else None
+  levels = trajectories.scale_levels(
+      index["labels"], index["kinds"], index["index"],
+      trajectories.reduced_scales(size, size // 2) if size else None)
+  if train_scale:
+    parts[0] = parts[0][levels[parts[0]] <= train_scale]
   sources = {
       s: CardiacSource(source, index["rows"][idx], index["ids"][idx],
                        index["labels"][idx], index["kinds"][idx],
-                       index["positions"][idx], columns)
+                       index["positions"][idx], columns, levels[idx])
       for s, idx in zip(splits_lib.SPLITS, parts)}
   num_features = len(GENE_COLUMNS) if genes_only else len(network.NODES)
   return Dataset(sources, spec(num_features))

@@ -308,6 +308,49 @@ def make(scale=1, seed=0, *, window=WINDOW, per_type=None, spatial=None,
   }
 
 
+def scale_levels(labels, kinds, index, scales=None):
+  """The smallest scale whose build holds each example: int32 [N] in
+  1..len(SCALES) (len(SCALES) + 1 past the largest).
+
+  Scales nest (module docstring): a protocol example belongs to scale s
+  when it is among the first SCALES[s][0] of its fate in draw order, a
+  spatial one when its draw index is below SCALES[s][1]. So a scale's
+  examples are read off a larger build without building it.
+
+  Args:
+    labels: int [N] fates; kinds: str [N] 'protocol' | 'spatial';
+    index: int [N] draw index within the kind (ids '<kind>-<index>').
+    scales: {scale: (per_type, spatial)}, default SCALES; reduced_scales
+      gives a reduced build's.
+  """
+  scales_def = SCALES if scales is None else scales
+  labels, kinds = np.asarray(labels), np.asarray(kinds)
+  index = np.asarray(index, np.int64)
+  rank = index.copy()  # spatial: the draw index
+  proto = np.flatnonzero(kinds == "protocol")
+  order = proto[np.argsort(index[proto], kind="stable")]
+  for fate in np.unique(labels[order]):
+    mine = order[labels[order] == fate]
+    rank[mine] = np.arange(len(mine))
+  scales = sorted(scales_def)
+  levels = np.full(len(labels), len(scales) + 1, np.int32)
+  for s in reversed(scales):
+    per_type, spatial = scales_def[s]
+    limit = np.where(kinds == "protocol", per_type, spatial)
+    levels[rank < limit] = s
+  return levels
+
+
+def reduced_scales(per_type, spatial):
+  """SCALES shrunk in proportion to a reduced build (per_type, spatial
+  examples at the largest scale), so that its scales still nest in three
+  levels (tests, smoke runs)."""
+  top = SCALES[max(SCALES)]
+  return {s: (max(1, round(per_type * p / top[0])),
+              max(1, round(spatial * q / top[1])) if spatial else 0)
+          for s, (p, q) in SCALES.items()}
+
+
 def split(labels, seed, kind=None, fractions=FRACTIONS):
   """Stratified train/val/test split, 65/25/10 by default.
 
