@@ -86,6 +86,9 @@ def dataset_config(scale, data_dir, size):
   and size set: what training loads."""
   from configs import cardiac as cardiac_config  # pylint: disable=g-import-not-at-top
   dcfg = cardiac_config.get_config(f"scale{scale}").dataset
+  # The build of this scale with its own split (the recipe trains every
+  # scale on the scale-3 split, whose test examples are scale 3's here).
+  dcfg.scale, dcfg.train_scale = int(scale), 0
   dcfg.data_dir = data_dir
   dcfg.size = int(size)
   if dcfg.genes_only:

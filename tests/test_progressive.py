@@ -112,6 +112,7 @@ def test_driver_trains_every_scale_and_chooses_by_validation(tmp_path, mode):
   for r in rows.values():
     assert len(r["test"]["accuracy"]["values"]) == 3  # 3 seeds
     assert 0.0 <= r["val"]["accuracy"]["mean"] <= 1.0
+    assert "protocol" in r["test_groups"]["kind"]  # from predictions.npz
   val = {int(s): r["val"]["accuracy"]["mean"] for s, r in rows.items()}
   assert val[summary["chosen_scale"]] == max(val.values())
   with open(os.path.join(workdir, "progressive.json")) as f:

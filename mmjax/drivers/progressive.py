@@ -88,18 +88,49 @@ def _stats(values):
           "values": v.round(6).tolist()}
 
 
-def scale_rows(members, scale, key="subset"):
+def scale_rows(members, scale, predictions=None, key="subset"):
   """Per split and metric, mean and sd over the members of one scale
-  (results.json `members` entries whose `key` is `scale`), and the train -
-  val accuracy gap (eval mode, the rows each member trains on)."""
-  mine = [m for m in members if int(m.get(key, 0)) == scale] or members
+  (results.json `members` entries whose `key` is `scale`), the train -
+  val accuracy gap (eval mode, the rows each member trains on) and, from
+  the run's predictions.npz arrays, the test accuracy per value of each
+  metric group (e.g. per kind)."""
+  idx = [i for i, m in enumerate(members) if int(m.get(key, 0)) == scale]
+  idx = idx or list(range(len(members)))
+  mine = [members[i] for i in idx]
   row = {s: {k: _stats([m[s][k] for m in mine]) for k in METRICS}
          for s in ("train", "val", "test")}
   row["gap"] = _stats([m["train"]["accuracy"] - m["val"]["accuracy"]
                        for m in mine])
   row["best_epoch"] = [int(m["best_epoch"]) for m in mine]
   row["seeds"] = [int(m["seed"]) for m in mine]
+  if predictions is not None:
+    row["test_groups"] = group_accuracy(predictions, idx)
   return row
+
+
+def group_accuracy(predictions, idx):
+  """{group: {value: stats of the test accuracy of members idx}} from a
+  run's predictions.npz (`test_outputs` [K, N, C], `test_labels` [N],
+  `test_<group>` [N])."""
+  out = predictions["test_outputs"][idx].argmax(-1)
+  hit = out == predictions["test_labels"][None]
+  groups = {}
+  for key in predictions:
+    if not key.startswith("test_") or key in ("test_outputs", "test_labels"):
+      continue
+    values = predictions[key]
+    groups[key[len("test_"):]] = {
+        str(v): _stats(hit[:, values == v].mean(1))
+        for v in np.unique(values)}
+  return groups
+
+
+def _predictions(run_dir):
+  path = os.path.join(run_dir, "predictions.npz")
+  if not os.path.exists(path):
+    return None
+  with np.load(path) as z:
+    return {k: z[k] for k in z.files}
 
 
 def choose(rows):
@@ -119,16 +150,18 @@ def run(config, workdir):
   if p.mode == "in_turn":
     for s in scales:
       print(f"== progressive scaling: scale {s} ({p.seeds} seeds)")
-      res, _ = trainer_lib.train_and_evaluate(
-          scale_config(config, s), os.path.join(workdir, f"scale{s}"))
-      rows[s] = scale_rows(res["members"], 0)
+      run_dir = os.path.join(workdir, f"scale{s}")
+      res, _ = trainer_lib.train_and_evaluate(scale_config(config, s),
+                                              run_dir)
+      rows[s] = scale_rows(res["members"], 0, _predictions(run_dir))
       times[s] = res.get("train_time_s")
   else:
     print(f"== progressive scaling: scales {scales} x {p.seeds} seeds as "
           "vmapped members")
-    res, _ = trainer_lib.train_and_evaluate(
-        vmapped_config(config), os.path.join(workdir, "scales"))
-    rows = {s: scale_rows(res["members"], s) for s in scales}
+    run_dir = os.path.join(workdir, "scales")
+    res, _ = trainer_lib.train_and_evaluate(vmapped_config(config), run_dir)
+    preds = _predictions(run_dir)
+    rows = {s: scale_rows(res["members"], s, preds) for s in scales}
     times["all"] = res.get("train_time_s")
   best = choose(rows)
   summary = {"mode": p.mode, "scales": scales, "seeds": int(p.seeds),
@@ -162,6 +195,15 @@ def markdown(summary):
         f"{_pm(r['val']['accuracy'])} | {_pm(r['test']['accuracy'])} | "
         f"{_pm(r['test']['f1'])} | {_pm(r['gap'])} | "
         f"{', '.join(map(str, r['best_epoch']))} |")
+  groups = {g: sorted(v) for r in summary["rows"].values()
+            for g, v in r.get("test_groups", {}).items()}
+  for g, values in groups.items():
+    lines += ["", f"Test accuracy by {g} (mean ± sd, %):", "",
+              "| scale | " + " | ".join(values) + " |",
+              "|---|" + "---|" * len(values)]
+    for s, r in summary["rows"].items():
+      lines.append(f"| {s} | " + " | ".join(
+          _pm(r["test_groups"][g][v]) for v in values) + " |")
   lines += ["", f"Chosen by mean validation accuracy: scale "
             f"{summary['chosen_scale']}. Training time: "
             f"{summary['total_train_time_s']:.0f} s."]
