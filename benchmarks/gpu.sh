@@ -53,8 +53,10 @@
 #   viral     configs/viral.py (the reference scale: 8 x 512 transformer,
 #             bf16) on viral_viability, likewise resumable  not yet timed
 #   cardiac   configs/cardiac.py (the reference scale: the progressive-
-#             scaling driver, 3 scales x 3 seeds as vmapped members, width
-#             160, 60 epochs, bf16), likewise resumable    not yet timed
+#             scaling driver, 3 scales in turn x 3 seeds, width 160, 60
+#             epochs, bf16), likewise resumable            not yet timed
+#   cardiac_vmapped  the same as 9 vmapped members (configs/cardiac.py:
+#             vmapped), to compare with `cardiac`          not yet timed
 #
 # On the GPU machine (wheels of packages it lacks, if it cannot reach a
 # package index, in .whl/):
@@ -62,7 +64,7 @@
 # STEPS / W2_STEPS / PIPE_STEPS / BUDGET_S override the step counts and the time budget
 # (a CPU dry run: STEPS=2 W2_STEPS=2 PIPE_STEPS=4 bash benchmarks/gpu.sh bench).
 set -uo pipefail
-stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w3|w4|w5|probe|main|extreme|ablation|affinity|affinity_multi_target|viral|cardiac}
+stage=${1:?usage: gpu.sh pipeline|bench|w1|w2|w3|w4|w5|probe|main|extreme|ablation|affinity|affinity_multi_target|viral|cardiac|cardiac_vmapped}
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
 budget=${BUDGET_S:-540}
@@ -128,7 +130,7 @@ case $stage in
     python3 benchmarks/run_w1.py --steps "${STEPS:-50}" --only bf16 \
         --timeout 120 --out "$out/w1_gpu.jsonl"
     ;;
-  main|extreme|ablation|affinity|affinity_multi_target|viral|cardiac)
+  main|extreme|ablation|affinity|affinity_multi_target|viral|cardiac|cardiac_vmapped)
     case $stage in
       main) cfg=configs/optimized.py ;;
       extreme) cfg=configs/extreme_boost.py ;;
@@ -137,6 +139,7 @@ case $stage in
       affinity_multi_target) cfg=configs/affinity.py:multi_target ;;
       viral) cfg=configs/viral.py ;;
       cardiac) cfg=configs/cardiac.py ;;
+      cardiac_vmapped) cfg=configs/cardiac.py:vmapped ;;
     esac
     wd=runs/gpu_$stage
     start=$(date +%s)
@@ -152,7 +155,7 @@ case $stage in
     done
     [ -f "$wd/metrics.jsonl" ] && tail -n 40 "$wd/metrics.jsonl" > "$out/${stage}_metrics_tail.jsonl"
     ;;
-  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w3, w4, w5, probe, main, extreme, ablation, affinity, affinity_multi_target, viral, cardiac)"; exit 2 ;;
+  *) echo "gpu.sh: unknown stage '$stage' (pipeline, bench, w1, w2, w3, w4, w5, probe, main, extreme, ablation, affinity, affinity_multi_target, viral, cardiac, cardiac_vmapped)"; exit 2 ;;
 esac
 
 # A machine goes back after 30 s idle, so the next call usually starts bare:

@@ -61,8 +61,8 @@ def test_reference_scale_is_the_default():
   # The default is the progressive-scaling driver over the nested scales.
   assert c.driver == "progressive" and c.dataset.train_scale == 0
   assert tuple(c.progressive.scales) == (1, 2, 3)
-  assert (c.progressive.seeds, c.progressive.mode) == (3, "vmapped")
-  assert cardiac.get_config("in_turn").progressive.mode == "in_turn"
+  assert (c.progressive.seeds, c.progressive.mode) == (3, "in_turn")
+  assert cardiac.get_config("vmapped").progressive.mode == "vmapped"
   assert dict(c.loss.terms) == {"cross_entropy": 1.0}
   assert dict(c.loss.label_smoothing) == dict(start=0.15, end=0.045,
                                               shape="linear")
