@@ -116,6 +116,14 @@ def final_params(workdir, item="state"):
   Restores onto this process's first device, whatever topology wrote it.
   Returns (params, step).
   """
+  variables, step = final_variables(workdir, item)
+  return variables["params"], step
+
+
+def final_variables(workdir, item="best"):
+  """Every tree of `item` in the run's last checkpoint (params and
+  batch_stats, stacked over the members [K, ...]) as nested numpy dicts,
+  restored onto this process's first device. Returns (variables, step)."""
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   mngr = ocp.CheckpointManager(directory)
   step = mngr.latest_step()
@@ -128,4 +136,4 @@ def final_params(workdir, item="state"):
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
       dict(meta))
   state = ckptr.restore(path, target)
-  return jax.tree.map(np.asarray, state["params"]), step
+  return jax.tree.map(np.asarray, dict(state)), step

@@ -52,6 +52,7 @@ kept iff its certified direct gap reaches gap_min (see `label_models`).
 
 import numpy as np
 
+from mmjax.data.materials import tb_features
 from mmjax.data.materials.tight_binding import DEFAULT_GAP_MIN
 from mmjax.data.materials.tight_binding import DEFAULT_NK
 from mmjax.data.materials.tight_binding import HALF_R
@@ -116,22 +117,45 @@ def chern_number_fhs(hamiltonian_fn, n_k, occupied=1):
   return fhs_from_mesh(_on_mesh(hamiltonian_fn, n_k), occupied)[0]
 
 
-def skyrmion_number(hamiltonian_fn, n_k):
+def skyrmion_number(hamiltonian_fn, n_k, offset=0.0):
   """Degree of d(k)/|d(k)| for a two-band H = d0 + d.sigma (cross-check).
 
-  Computed without eigenvectors: sums the signed solid angles (Van
-  Oosterom-Strackee) of the two triangles of every mesh plaquette, divided
-  by 4 pi.
+  Computed without eigenvectors (`degree_of_unit_field`).
 
   Args:
     hamiltonian_fn: as in `chern_number_fhs`, two bands only.
     n_k: mesh points per direction.
+    offset: mesh offset in units of the spacing (`k_mesh`); 0.5 is the mesh
+      of the k-space node features (`degree_from_kspace_nodes`).
 
   Returns:
     float64 [...] degree of the map T^2 -> S^2.
   """
-  _, d = d_vector(_on_mesh(hamiltonian_fn, n_k))
+  _, d = d_vector(_on_mesh(hamiltonian_fn, n_k, offset))
   n = d / np.linalg.norm(d, axis=-1, keepdims=True)    # [..., n, n, 3]
+  return degree_of_unit_field(n)
+
+
+def degree_of_unit_field(n):
+  """Degree of a unit-vector field on a periodic mesh of the torus.
+
+  Sums the signed solid angles (Van Oosterom-Strackee) of the two geodesic
+  triangles (k, k+x, k+x+y) and (k, k+x+y, k+y) of every plaquette, divided
+  by 4 pi: the degree of the map that is geodesic on each triangle, which is
+  the degree of n whenever the mesh resolves it (and then minus the Chern
+  number of the lower band of H = d0 + d.sigma, n = d/|d|).
+
+  Args:
+    n: float [..., N, N, 3] unit vectors (axis -3 is kx, axis -2 is ky;
+      periodic in both).
+
+  Returns:
+    float64 [...] degree: an integer up to floating-point rounding on any
+    mesh (the geodesic triangles tile a closed surface; each solid angle is
+    that of the smaller triangle, so shared edges match unless neighbouring
+    vectors are antipodal). Whether it is n's degree depends on the mesh.
+  """
+  n = np.asarray(n, np.float64)
   a = n
   b = np.roll(n, -1, axis=-3)
   c = np.roll(np.roll(n, -1, axis=-3), -1, axis=-2)
@@ -146,9 +170,31 @@ def skyrmion_number(hamiltonian_fn, n_k):
   return total.sum(axis=(-2, -1)) / (4 * np.pi)
 
 
-def _on_mesh(hamiltonian_fn, n_k):
-  """H on the k_mesh(n_k) from a function of k or (onsite, hops)."""
-  k = k_mesh(n_k)
+def degree_from_kspace_nodes(nodes):
+  """Degree of n = d/|d| from stored k-space node features alone.
+
+  The features (`tb_features.kspace_node_features`) hold n on the 32 x 32
+  mesh `k_mesh(32, offset=0.5)`; this undoes their (cell, sub-point) layout
+  and returns `degree_of_unit_field` of that mesh (the stored float32
+  vectors renormalised in float64), i.e. `skyrmion_number(model, 32, 0.5)`
+  up to the float32 rounding of the features. Minus it, rounded, is the
+  Chern number whenever that mesh resolves it.
+
+  Args:
+    nodes: float32/64 [..., 64, 64] k-space node features.
+
+  Returns:
+    float64 [...] degree (not rounded).
+  """
+  f = tb_features.kspace_mesh_from_nodes(nodes)
+  n = np.asarray(f[..., :3], np.float64)
+  n = n / np.linalg.norm(n, axis=-1, keepdims=True)
+  return degree_of_unit_field(n)
+
+
+def _on_mesh(hamiltonian_fn, n_k, offset=0.0):
+  """H on the k_mesh(n_k, offset) from a function of k or (onsite, hops)."""
+  k = k_mesh(n_k, offset)
   if isinstance(hamiltonian_fn, tuple):
     return bloch_hamiltonian(*hamiltonian_fn, k)
   return hamiltonian_fn(k)

@@ -34,6 +34,10 @@ class MaterialsTbConfig(tfds.core.BuilderConfig):
   seed: int = 0
   n_k: int = tb.DEFAULT_NK
   gap_min: float = tb.DEFAULT_GAP_MIN
+  # Maximum relative amplitude of the random hoppings per shell
+  # (tight_binding.sample_models); the default's, or others for test sets
+  # drawn away from the training distribution.
+  perturb: tuple = (0.7, 0.5, 0.4)
   # Worker processes of the generation; 0 = one per CPU core this process may
   # use, at most MAX_AUTO_PROCESSES. The data does not depend on it
   # (tb_generation.generate), only the generation time does.
@@ -89,6 +93,14 @@ class MaterialsTb(tfds.core.GeneratorBasedBuilder):
                         description="24,000 models (the default dataset)."),
       MaterialsTbConfig(name="smoke", num_examples=400,
                         description="400 models for tests."),
+      # Shifted test sets (topology checks): other models (seed 1) with
+      # half and one and a half times the default's perturbations.
+      MaterialsTbConfig(name="weak", num_examples=4_000, seed=1,
+                        perturb=(0.35, 0.25, 0.2),
+                        description="4,000 models, perturbations x0.5."),
+      MaterialsTbConfig(name="strong", num_examples=4_000, seed=1,
+                        perturb=(1.05, 0.75, 0.6),
+                        description="4,000 models, perturbations x1.5."),
   ]
   DEFAULT_CONFIG_NAME = "default"
 
@@ -110,7 +122,8 @@ class MaterialsTb(tfds.core.GeneratorBasedBuilder):
     processes = cfg.processes or auto_processes()
     data = tb_generation.generate(cfg.num_examples, seed=cfg.seed,
                                   n_k=cfg.n_k, gap_min=cfg.gap_min,
-                                  processes=processes)
+                                  processes=processes,
+                                  sample_kw=dict(perturb=tuple(cfg.perturb)))
     self.generation_seconds = time.time() - t0
     print(f"materials_tb/{cfg.name}: generated {cfg.num_examples} models in "
           f"{self.generation_seconds:.1f} s with {processes} processes "
@@ -168,7 +181,7 @@ def load_materials_tb(config_name, data_dir):
   """Builds `materials_tb/<config_name>` if absent and opens its splits.
 
   Args:
-    config_name: "default" or "smoke".
+    config_name: a builder config: "default", "smoke", "weak", "strong".
     data_dir: TFDS data directory.
 
   Returns:

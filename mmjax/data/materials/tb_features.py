@@ -138,6 +138,32 @@ def kspace_node_features(onsite, hops):
   return f.reshape(b, n * n, s * s * 4).astype(np.float32)
 
 
+def kspace_mesh_from_nodes(nodes):
+  """Undoes the layout of `kspace_node_features`: nodes back to the mesh.
+
+  Args:
+    nodes: float [..., 64, 64] k-space node features (node 8 cx + cy, column
+      4 (4 sx + sy) + feature); a numpy or a jax array.
+
+  Returns:
+    [..., 32, 32, 4] (same dtype and array type) on the mesh of
+    `k_mesh(32, offset=0.5)` (axis -3 is kx, fine index 4 cx + sx; axis -2
+    is ky): [n_x, n_y, n_z, gap / mean gap].
+  """
+  n, s = KSPACE_CELLS, KSPACE_SUB
+  # Array methods only, so a jax array (or tracer) stays one: the plaquette
+  # encoder rebuilds the mesh inside its jitted step.
+  if not hasattr(nodes, "swapaxes"):
+    nodes = np.asarray(nodes)
+  lead = nodes.shape[:-2]
+  if nodes.shape[-2:] != (n * n, s * s * 4):
+    raise ValueError(f"k-space node features: expected [..., {n * n}, "
+                     f"{s * s * 4}], got {list(nodes.shape)}")
+  f = nodes.reshape(lead + (n, n, s, s, 4))          # [..., cx, cy, sx, sy, 4]
+  f = f.swapaxes(-3, -4)                             # [..., cx, sx, cy, sy, 4]
+  return f.reshape(lead + (n * s, n * s, 4))
+
+
 def scalar_and_decomp(onsite, hops, n_fine=FINE_NK):
   """The 10 scalars (see SCALAR_NAMES) and the 64-bin density of states.
 

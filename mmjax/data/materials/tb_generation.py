@@ -16,6 +16,18 @@ from mmjax.data.materials.tight_binding import sample_models
 CHUNK = 256              # models sampled per rng chunk (fixed: determinism).
 
 
+def label_of_chern(chern):
+  """The dataset's label rule: 1 (topological) iff C != 0, else 0 (trivial).
+
+  Args:
+    chern: int [...] Chern numbers of the lower band.
+
+  Returns:
+    int64 [...] labels.
+  """
+  return (np.asarray(chern) != 0).astype(np.int64)
+
+
 def _chunk(args):
   """Samples and labels chunk `index` of candidates; keeps accepted ones."""
   seed, index, n_k, gap_min, sample_kw = args
@@ -62,7 +74,7 @@ def generate(num_examples, seed=0, n_k=DEFAULT_NK, gap_min=DEFAULT_GAP_MIN,
   def consume(res):
     nonlocal rejected
     rejected += res["rejected"]
-    lab = (res["chern"] != 0).astype(np.int64)
+    lab = label_of_chern(res["chern"])
     take = np.zeros(len(lab), bool)
     for i, l in enumerate(lab):
       if counts[l] < quota:
@@ -96,6 +108,6 @@ def generate(num_examples, seed=0, n_k=DEFAULT_NK, gap_min=DEFAULT_GAP_MIN,
     if pool is not None:
       pool.terminate()
   out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-  out["label"] = (out["chern"] != 0).astype(np.int64)
+  out["label"] = label_of_chern(out["chern"])
   out["rejected"] = rejected
   return out
