@@ -23,6 +23,7 @@ from mmjax.models.gcn import GCNEncoder
 from mmjax.models.kmer import kmer_patch_indices
 from mmjax.models.kmer import num_features as kmer_num_features
 from mmjax.models.mlp import MLP
+from mmjax.models.plaquette import PlaquetteEncoder
 from mmjax.models.resattn import ResidualAttentionEncoder
 from mmjax.models.transformer import SequenceTransformer
 
@@ -209,5 +210,29 @@ def gat(spec, dtype, name):
     return enc(batch[f"{m}_nodes"], batch[f"{m}_senders"],
                batch[f"{m}_receivers"], batch[f"{m}_node_mask"],
                batch[f"{m}_edge_mask"], edges, train=train)
+
+  return encode
+
+
+@register_encoder("plaquette", kind="graph", mixup="embedding", noise="input")
+def plaquette(spec, dtype, name):
+  """A shared GELU MLP on every plaquette of the k-space mesh of unit
+  vectors, pooled (models/plaquette.py; materials_tb's `kspace` only):
+  nodes [B, 64, 64] -> [B, widths[-1]]. `inputs` "invariants" (default:
+  per triangle the triple product and the pairwise dot products) or
+  "coordinates" (the 4 corners); `neighbourhood` "plaquette" (default) or
+  "node" (each mesh point alone, with inputs "coordinates"); `pooling`
+  "sum" (default), "mean" or "max"; `flat_zero` (default True): phi minus
+  its value on a flat plaquette."""
+  enc = PlaquetteEncoder(
+      widths=tuple(spec.get("widths", (64, 64))),
+      inputs=spec.get("inputs", "invariants"),
+      neighbourhood=spec.get("neighbourhood", "plaquette"),
+      pooling=spec.get("pooling", "sum"),
+      flat_zero=bool(spec.get("flat_zero", True)), dtype=dtype, name=name)
+
+  def encode(batch, m, train, rows):
+    del train, rows  # No dropout, no batch statistics.
+    return enc(batch[f"{m}_nodes"])
 
   return encode
